@@ -1,0 +1,93 @@
+"""Notification channels: the built-in console, and anything apprise speaks.
+
+apprise's ``notify()`` returns True, False or None and never raises; the adapter turns False and
+None into ``DeliveryError`` carrying what apprise logged, so the outbox can record and retry it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Protocol, TextIO
+
+import apprise
+
+from monitor.config import ChannelConfig
+from monitor.errors import ConfigError, DeliveryError, Problem
+from monitor.messages import render_html, render_slack, render_text, subject
+from monitor.models import AlertMessage
+
+log = logging.getLogger(__name__)
+
+
+class Channel(Protocol):
+    name: str
+
+    def send(self, message: AlertMessage) -> None:
+        """Deliver ``message`` or raise DeliveryError."""
+
+
+class ConsoleChannel:
+    """Prints alerts to standard output (or the stream given)."""
+
+    def __init__(self, name: str, stream: TextIO | None = None) -> None:
+        self.name = name
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, message: AlertMessage) -> None:
+        stream = self._stream or sys.stdout
+        rule = "=" * 78
+        with self._lock:
+            try:
+                stream.write(f"\n{rule}\nALERT {subject(message)}\n{render_text(message)}\n{rule}\n")
+                stream.flush()
+            except (OSError, ValueError) as exc:
+                raise DeliveryError(f"cannot write to the console: {exc}") from exc
+
+
+class AppriseChannel:
+    """One apprise URL; the message is rendered for the kind of service it points at."""
+
+    def __init__(self, name: str, url: str) -> None:
+        self.name = name
+        self._apprise = apprise.Apprise()
+        if not self._apprise.add(url):
+            raise ValueError("apprise does not understand this URL (see https://appriseit.com/)")
+        self.plugin = self._apprise[0]
+        self.service = str(getattr(self.plugin, "service_name", "") or "")
+        self._schema = url.split(":", 1)[0].lower()
+
+    def send(self, message: AlertMessage) -> None:
+        title, body, body_format = self._render(message)
+        with apprise.LogCapture(level=logging.WARNING) as captured:
+            ok = self._apprise.notify(body=body, title=title, body_format=body_format)
+        if not ok:
+            detail = " ".join(str(captured.getvalue()).split())[-500:] or "no detail given"
+            raise DeliveryError(f"{self.service or self._schema} refused the message: {detail}")
+
+    def _render(self, message: AlertMessage) -> tuple[str, str, apprise.NotifyFormat]:
+        if self._schema == "slack":
+            return subject(message), render_slack(message), apprise.NotifyFormat.MARKDOWN
+        if self._schema in ("mailto", "mailtos"):
+            return subject(message), render_html(message), apprise.NotifyFormat.HTML
+        return subject(message), render_text(message), apprise.NotifyFormat.TEXT
+
+
+def build_channels(configs: Sequence[ChannelConfig], origin: str) -> dict[str, Channel]:
+    """A channel per config entry; an apprise URL apprise cannot read is a ConfigError."""
+    channels: dict[str, Channel] = {}
+    problems = []
+    for index, config in enumerate(configs):
+        if config.kind == "console":
+            channels[config.name] = ConsoleChannel(config.name)
+            continue
+        try:
+            channels[config.name] = AppriseChannel(config.name, config.url or "")
+        except ValueError as exc:
+            problems.append(Problem(f"{origin}: channels[{index}] ({config.name}).url", str(exc)))
+    if problems:
+        raise ConfigError(problems)
+    return channels

@@ -1,0 +1,316 @@
+"""The command line: a thin shell over the library. Only this module prints and chooses exit
+codes; library errors (``MonitorError``) become ``click.ClickException`` with their message.
+
+Exit codes: 0 success; 1 a problem the user can fix (bad config, failed run); 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from monitor import __version__
+from monitor.config import Config, locate_config, load_config
+from monitor.daemon import Daemon
+from monitor.durations import parse_duration
+from monitor.errors import ConfigError, MonitorError, ParseError
+from monitor.extract import propose_watchlist, render_toml
+from monitor.fetch import Fetcher, FetchSettings
+from monitor.matcher import Matcher
+from monitor.models import Article, MatchResult
+from monitor.parse import DOCUMENT_SUFFIXES, read_document
+from monitor.pipeline import Pipeline, utc_now
+from monitor.runtime import Runtime, load_runtime
+from monitor.store import AlertRecord, ArticleRecord, LogFilter, Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("monitor")
+
+
+def config_option(func: F) -> F:
+    return click.option(
+        "-c",
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Config file (default: $MONITOR_CONFIG, then ./monitor.toml, then built-in).",
+    )(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="monitor")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="How much the daemon logs to standard error.")  # fmt: skip
+def main(log_level: str) -> None:
+    """monitor: poll news sources, match tracked actors and topics, alert through channels."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("apscheduler", "httpx", "httpcore", "apprise", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Library errors become a clear message and exit code 1."""
+    try:
+        yield
+    except ConfigError as exc:
+        lines = "\n".join(f"  {p}" for p in exc.problems)
+        raise click.ClickException(f"the configuration has problems:\n{lines}") from exc
+    except MonitorError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _config(config_path: Path | None) -> Config:
+    path = locate_config(config_path)
+    if path is None:
+        click.echo("monitor: no config given; using the built-in default "
+                   "(seed corpus, seeded watchlist, console alerts)", err=True)  # fmt: skip
+    return load_config(path)
+
+
+def _runtime(config_path: Path | None, *, with_channels: bool = True) -> Runtime:
+    config = _config(config_path)
+    runtime = load_runtime(config, channels=None if with_channels else {})
+    for warning in runtime.warnings:
+        click.echo(f"monitor: warning: {warning}", err=True)
+    return runtime
+
+
+def _pipeline(runtime: Runtime) -> Pipeline:
+    store = Store.open(runtime.config.database.url)
+    store.upgrade()
+    fetch = runtime.config.fetch
+    settings = FetchSettings(timeout=fetch.timeout.total_seconds(),
+                             deadline=fetch.deadline.total_seconds(), max_bytes=fetch.max_bytes,
+                             **({"user_agent": fetch.user_agent} if fetch.user_agent else {}))  # fmt: skip
+    return Pipeline(runtime, store, Fetcher(settings))
+
+
+@main.command()
+@config_option
+def run(config_path: Path | None) -> None:
+    """Run the daemon in the foreground (for systemd and Docker).
+
+    SIGTERM or SIGINT finishes the work in flight and exits 0; a second signal exits at once.
+    """
+    with _errors():
+        pipeline = _pipeline(_runtime(config_path))
+        try:
+            Daemon(pipeline).run()
+        finally:
+            pipeline.fetcher.close()
+            pipeline.store.close()
+
+
+@main.command()
+@config_option
+def poll(config_path: Path | None) -> None:
+    """Poll every enabled source once now, match, send alerts, and exit.
+
+    Exits non-zero if the run itself failed, not if one source was broken.
+    """
+    with _errors():
+        pipeline = _pipeline(_runtime(config_path))
+        try:
+            pipeline.prepare()
+            reports = pipeline.poll_all()
+            delivered = pipeline.deliver_due()
+        finally:
+            pipeline.fetcher.close()
+            pipeline.store.close()
+    for r in reports:
+        detail = f" error: {r.error}" if r.error else ""
+        click.echo(f"{r.source}: {r.status}, {r.items} items, {r.new} new, {r.alerts} alerts{detail}",
+                   err=True)  # fmt: skip
+    click.echo(f"deliveries: {delivered.sent} sent, {delivered.failed} failed (will be retried)",
+               err=True)  # fmt: skip
+
+
+@main.command("check-config")
+@config_option
+def check_config(config_path: Path | None) -> None:
+    """Validate the config, the watchlist and the rules; list every problem; exit 1 if any."""
+    with _errors():
+        runtime = _runtime(config_path)
+    c = runtime.config
+    click.echo(f"{c.origin}: OK — {len(c.sources)} sources, {len(c.channels)} channels, "
+               f"{len(c.rules)} rules, {len(runtime.watchlist.actors)} actors, "
+               f"{len(runtime.watchlist.topics)} topics")  # fmt: skip
+
+
+@main.command()
+@config_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)  # fmt: skip
+def match(config_path: Path | None, files: Sequence[Path], fmt: str) -> None:
+    """Show which actors, topics and rules an article would hit, and why.
+
+    FILE is a .json object with title and text (and optionally summary, url, source,
+    published), or a .txt/.md file whose first line is the title.
+    """
+    with _errors():
+        runtime = _runtime(config_path, with_channels=False)
+        matcher = Matcher(runtime.watchlist)
+        for path in files:
+            article = read_document(path, source="")
+            mentions = matcher.find(article)
+            result = MatchResult(mentions, runtime.rules.evaluate(article, mentions))
+            click.echo(_match_json(path, result) if fmt == "json" else _match_text(path, article, result, runtime))
+
+
+def _match_json(path: Path, result: MatchResult) -> str:
+    mentions = [{"kind": m.kind, "id": m.id, "field": m.field, "start": m.start, "end": m.end,
+                 "text": m.text, "alias": m.alias} for m in result.mentions]  # fmt: skip
+    evidence = {h.rule: [{"kind": m.kind, "id": m.id, "field": m.field, "start": m.start,
+                          "end": m.end, "text": m.text} for m in h.mentions]
+                for h in result.rule_hits}  # fmt: skip
+    return json.dumps({"file": str(path), "actors": list(result.actors),
+                       "topics": list(result.topics), "rules": list(result.rules),
+                       "mentions": mentions, "evidence": evidence}, ensure_ascii=False)  # fmt: skip
+
+
+def _match_text(path: Path, article: Article, result: MatchResult, runtime: Runtime) -> str:
+    wl = runtime.watchlist
+    lines = [f"{path}: {article.title[:100]}"]
+    lines.append("  actors: " + (", ".join(f"{wl.display_name('actor', a)} ({a})"
+                                           for a in result.actors) or "none"))  # fmt: skip
+    lines.append("  topics: " + (", ".join(f"{wl.display_name('topic', t)} ({t})"
+                                           for t in result.topics) or "none"))  # fmt: skip
+    lines.append("  rules:  " + (", ".join(result.rules) or "none"))
+    for m in result.mentions:
+        lines.append(f"    {m.kind} {m.id}: {m.text!r} in {m.field} [{m.start}:{m.end}]"
+                     + (f" (as {m.alias!r})" if m.alias != m.text else ""))  # fmt: skip
+    return "\n".join(lines)
+
+
+@main.command("log")
+@config_option
+@click.argument("what", type=click.Choice(["articles", "alerts"]))
+@click.option("--actor", help="Only those naming this actor id.")
+@click.option("--topic", help="Only those about this topic id.")
+@click.option("--rule", help="Only those matched by this rule.")
+@click.option("--source", help="Only those from this source.")
+@click.option("--since", help="Only the recent ones, e.g. 2d, 12h, 30m.")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="A readable table, or JSON lines.")  # fmt: skip
+def log_command(config_path: Path | None, what: str, fmt: str, since: str | None,
+                limit: int, **filters: str | None) -> None:  # fmt: skip
+    """Review recent articles or alerts from the log."""
+    try:
+        since_at = utc_now() - parse_duration(since) if since else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
+    with _errors():
+        store = Store.open(_config(config_path).database.url)
+        store.upgrade()
+        query = LogFilter(since=since_at, limit=limit, **filters)
+        records: Sequence[ArticleRecord | AlertRecord] = (
+            store.articles(query) if what == "articles" else store.alerts(query)
+        )
+        store.close()
+    if fmt == "json":
+        for record in records:
+            click.echo(json.dumps(_record_json(record), ensure_ascii=False))
+    else:
+        click.echo(_table(records, what))
+
+
+def _record_json(record: ArticleRecord | AlertRecord) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(asdict(record))  # type: ignore[no-any-return]
+
+
+def _table(records: Sequence[ArticleRecord | AlertRecord], what: str) -> str:
+    if not records:
+        return f"no {what} match"
+    rows = [_row(r) for r in records]
+    headers = (["id", "fetched", "source", "title", "actors", "topics", "rules"] if what == "articles"
+               else ["id", "created", "rule", "source", "title", "deliveries"])  # fmt: skip
+    widths = [min(max(len(h), *(len(r[i]) for r in rows)), 50) for i, h in enumerate(headers)]
+    fmt_row = "  ".join(f"{{:{w}.{w}}}" for w in widths)
+    return "\n".join([fmt_row.format(*headers), *(fmt_row.format(*r) for r in rows)])
+
+
+def _row(record: ArticleRecord | AlertRecord) -> list[str]:
+    if isinstance(record, ArticleRecord):
+        return [str(record.id), f"{record.fetched_at:%Y-%m-%d %H:%M}", record.source,
+                record.title.replace("\n", " "), ",".join(record.actors), ",".join(record.topics),
+                ",".join(record.rules)]  # fmt: skip
+    deliveries = " ".join(f"{d.channel}:{d.status}" + (f"({d.attempts})" if d.status != "sent" else "")
+                          for d in record.deliveries)  # fmt: skip
+    return [str(record.id), f"{record.created_at:%Y-%m-%d %H:%M}", record.rule, record.source,
+            record.title.replace("\n", " "), deliveries or "-"]  # fmt: skip
+
+
+@main.group()
+def watchlist() -> None:
+    """Work with watchlists."""
+
+
+@watchlist.command("extract")
+@click.argument("dirs", nargs=-1, required=True,
+                type=click.Path(path_type=Path, file_okay=False, exists=True))  # fmt: skip
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the TOML here instead of standard output.")  # fmt: skip
+@click.option("--min-mentions", type=click.IntRange(1), default=1, show_default=True,
+              help="Leave out what is seen fewer times than this.")  # fmt: skip
+def extract(dirs: Sequence[Path], output: Path | None, min_mentions: int) -> None:
+    """Propose actors (with aliases) and topics from folders of documents, as editable TOML."""
+    texts = []
+    for folder in dirs:
+        for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in DOCUMENT_SUFFIXES):
+            try:
+                document = read_document(path)
+            except ParseError as exc:
+                click.echo(f"monitor: skipping {path}: {exc}", err=True)
+                continue
+            texts.append(f"{document.title}\n\n{document.summary}\n\n{document.text}")
+    if not texts:
+        raise click.ClickException("no .txt, .md or .json documents found in " + ", ".join(map(str, dirs)))
+    toml = render_toml(propose_watchlist(texts, min_mentions=min_mentions))
+    if output:
+        output.write_text(toml, encoding="utf-8")
+        click.echo(f"monitor: wrote a proposed watchlist from {len(texts)} documents to {output}", err=True)
+    else:
+        click.echo(toml, nl=False)
+
+
+@main.group()
+def db() -> None:
+    """Manage the database."""
+
+
+@db.command()
+@config_option
+def upgrade(config_path: Path | None) -> None:
+    """Apply database migrations (run and poll also do this on start)."""
+    with _errors():
+        store = Store.open(_config(config_path).database.url)
+        store.upgrade()
+        store.close()
+    click.echo("database is up to date")

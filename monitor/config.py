@@ -1,0 +1,300 @@
+"""The configuration: TOML parsed once, at the edge, into typed, validated, immutable objects.
+
+Every default lives here, next to its key. ``${ENV_VAR}`` in any string is replaced from the
+environment before validation; an unknown key, a bad value or a missing variable is a ``Problem``
+naming the file and the key, and all of them are raised together as one ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from monitor.durations import parse_duration
+from monitor.errors import ConfigError, Problem
+from monitor.resources import seeds_dir
+
+#: Where the configuration is looked for when no ``-c/--config`` is given.
+CONFIG_ENV_VAR = "MONITOR_CONFIG"
+DEFAULT_CONFIG_FILE = Path("monitor.toml")
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+#: Backfill value meaning "alert on everything a new source already holds".
+BACKFILL_ALL = timedelta(days=365 * 1000)
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, str):
+        if value.strip().lower() == "all":
+            return BACKFILL_ALL
+        return parse_duration(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"write durations with a unit, e.g. \"{value}s\" or \"{value}m\"")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite:///monitor.db"  # SQLite file in the working folder
+
+
+class WatchlistConfig(_Section):
+    files: tuple[Path, ...] = Field(default_factory=lambda: (seeds_dir() / "watchlist.toml",))
+
+
+class FetchConfig(_Section):
+    timeout: Duration = timedelta(seconds=10)  # connect and per-read timeout
+    deadline: Duration = timedelta(seconds=30)  # whole fetch, however slowly the server drips
+    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)  # body cap, counted while streaming
+    user_agent: str | None = None  # None: "monitor/<version> (+project URL)"
+
+
+class DaemonConfig(_Section):
+    tick: Duration = timedelta(seconds=5)  # how often due sources are looked for
+    concurrency: int = Field(default=4, ge=1, le=64)  # sources fetched at once
+    delivery_tick: Duration = timedelta(seconds=5)  # how often the outbox is drained
+    max_delivery_attempts: int = Field(default=20, ge=1)  # then the delivery is marked failed
+    retry_base: Duration = timedelta(seconds=30)  # first retry delay, doubled per failure
+
+
+class SourceConfig(_Section):
+    name: str = Field(pattern=_NAME)
+    url: str | None = None  # http(s) or file:// feed
+    path: Path | None = None  # folder of .txt, .md and .json documents
+    interval: Duration = timedelta(minutes=15)
+    enabled: bool = True
+    backfill: Duration = timedelta(0)  # first poll alerts only on items this recent ("all": every item)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str | None) -> str | None:
+        if url is not None and not url.lower().startswith(("http://", "https://", "file://")):
+            raise ValueError("a source url must start with http://, https:// or file://")
+        return url
+
+    @model_validator(mode="after")
+    def _url_or_path(self) -> SourceConfig:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("give a source either `url` (a feed) or `path` (a folder), not both")
+        if self.interval <= timedelta(0):
+            raise ValueError("interval must be positive")
+        return self
+
+    @property
+    def location(self) -> str:
+        return self.url if self.url is not None else str(self.path)
+
+
+class ChannelConfig(_Section):
+    name: str = Field(pattern=_NAME)
+    url: str | None = None  # any apprise URL: slack://…, mailto://…, json://…
+    kind: Literal["apprise", "console"] = "apprise"
+
+    @model_validator(mode="after")
+    def _url_for_apprise(self) -> ChannelConfig:
+        if self.kind == "apprise" and not self.url:
+            raise ValueError('give a channel `url` (an apprise URL) or `kind = "console"`')
+        if self.kind == "console" and self.url:
+            raise ValueError("a console channel takes no `url`")
+        return self
+
+
+class RuleConfig(_Section):
+    name: str = Field(pattern=_NAME)
+    query: str = Field(min_length=1)
+    channels: tuple[str, ...] = ()
+    enabled: bool = True
+
+
+class Config(_Section):
+    database: DatabaseConfig = DatabaseConfig()
+    watchlist: WatchlistConfig = Field(default_factory=WatchlistConfig)
+    fetch: FetchConfig = FetchConfig()
+    daemon: DaemonConfig = DaemonConfig()
+    sources: tuple[SourceConfig, ...] = ()
+    channels: tuple[ChannelConfig, ...] = ()
+    rules: tuple[RuleConfig, ...] = ()
+    origin: str = Field(default="built-in default", exclude=True)  # where it was read from
+
+    def source(self, name: str) -> SourceConfig:
+        return next(s for s in self.sources if s.name == name)
+
+    def channel(self, name: str) -> ChannelConfig:
+        return next(c for c in self.channels if c.name == name)
+
+
+def locate_config(explicit: Path | None, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """``-c/--config``, then ``$MONITOR_CONFIG``, then ``./monitor.toml``; None: built-in default."""
+    if explicit is not None:
+        return explicit
+    if environ.get(CONFIG_ENV_VAR):
+        return Path(environ[CONFIG_ENV_VAR])
+    if DEFAULT_CONFIG_FILE.is_file():
+        return DEFAULT_CONFIG_FILE
+    return None
+
+
+def load_config(path: Path | None, environ: Mapping[str, str] = os.environ) -> Config:
+    """The configuration in ``path``, or the built-in default when ``path`` is None."""
+    if path is None:
+        return default_config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), f"cannot read the config file: {exc.strerror}")]) from exc
+    return parse_config(text, origin=str(path), base_dir=path.parent, environ=environ)
+
+
+def parse_config(
+    text: str, *, origin: str, base_dir: Path, environ: Mapping[str, str] = os.environ
+) -> Config:
+    """Validate TOML text; relative paths are taken from ``base_dir`` (the config's folder)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Problem(origin, f"not valid TOML: {exc}")]) from exc
+    problems: list[Problem] = []
+    raw = _substitute_env(raw, environ, origin, "", problems)
+    try:
+        config = Config.model_validate({**raw, "origin": origin})
+    except ValidationError as exc:
+        problems.extend(_validation_problems(exc, origin))
+        raise ConfigError(problems) from exc
+    problems.extend(_cross_check(config))
+    if problems:
+        raise ConfigError(problems)
+    return _resolve_paths(config, base_dir)
+
+
+def _substitute_env(
+    value: Any, environ: Mapping[str, str], origin: str, key: str, problems: list[Problem]
+) -> Any:
+    if isinstance(value, str):
+
+        def replace(found: re.Match[str]) -> str:
+            name = found.group(1)
+            if name not in environ:
+                problems.append(
+                    Problem(f"{origin}: {key}", f"environment variable {name} is not set")
+                )
+                return ""
+            return environ[name]
+
+        return _ENV_REFERENCE.sub(replace, value)
+    if isinstance(value, dict):
+        return {
+            k: _substitute_env(v, environ, origin, _join(key, k), problems) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            _substitute_env(v, environ, origin, f"{key}[{i}]", problems) for i, v in enumerate(value)
+        ]
+    return value
+
+
+def _join(key: str, part: str) -> str:
+    return f"{key}.{part}" if key else part
+
+
+def _validation_problems(exc: ValidationError, origin: str) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        key = ""
+        for part in error["loc"]:
+            key = f"{key}[{part}]" if isinstance(part, int) else _join(key, str(part))
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling and section)"
+        problems.append(Problem(f"{origin}: {key}", message))
+    return problems
+
+
+def _cross_check(config: Config) -> list[Problem]:
+    problems = []
+    for section in ("sources", "channels", "rules"):
+        seen: set[str] = set()
+        for index, item in enumerate(getattr(config, section)):
+            if item.name in seen:
+                where = f"{config.origin}: {section}[{index}].name"
+                problems.append(Problem(where, f"duplicate name {item.name!r}"))
+            seen.add(item.name)
+    channel_names = {c.name for c in config.channels}
+    for index, rule in enumerate(config.rules):
+        for name in rule.channels:
+            if name not in channel_names:
+                where = f"{config.origin}: rules[{index}].channels"
+                known = ", ".join(sorted(channel_names)) or "none defined"
+                problems.append(Problem(where, f"unknown channel {name!r} (channels: {known})"))
+    return problems
+
+
+def _resolve_paths(config: Config, base_dir: Path) -> Config:
+    def resolve(path: Path) -> Path:
+        path = path.expanduser()
+        return path if path.is_absolute() else (base_dir / path).resolve()
+
+    sources = tuple(
+        s.model_copy(update={"path": resolve(s.path)}) if s.path is not None else s
+        for s in config.sources
+    )
+    watchlist = config.watchlist.model_copy(
+        update={"files": tuple(resolve(f) for f in config.watchlist.files)}
+    )
+    return config.model_copy(update={"sources": sources, "watchlist": watchlist})
+
+
+#: The built-in default: the seed corpus as a source, the seeded watchlist, console alerts.
+DEFAULT_CONFIG_TOML = """
+[database]
+url = "sqlite:///monitor.db"
+
+[[sources]]
+name = "seed-corpus"
+path = "corpus"
+interval = "1m"
+backfill = "all"
+
+[[channels]]
+name = "console"
+kind = "console"
+
+[[rules]]
+name = "us-china-principals"
+query = '''actor:antony-blinken OR actor:wang-yi OR actor:xi-jinping OR actor:joe-biden
+           OR actor:jake-sullivan OR actor:qin-gang'''
+channels = ["console"]
+
+[[rules]]
+name = "us-china-flashpoints"
+query = '''topic:spy-balloon OR topic:taiwan OR topic:south-china-sea OR topic:fentanyl
+           OR topic:military-to-military'''
+channels = ["console"]
+"""
+
+
+def default_config() -> Config:
+    seeds = seeds_dir()
+    return parse_config(DEFAULT_CONFIG_TOML, origin="built-in default", base_dir=seeds, environ={})

@@ -1,0 +1,184 @@
+"""Finding the watchlist in an article: one Aho–Corasick pass over each field for every alias.
+
+Aliases and terms are folded (see ``monitor.normalise``) and loaded into one automaton. A hit
+counts only on whole words: the characters around it must not be letters or digits, an
+apostrophe inside a word joins it ("O'Sullivan", "Xi'an"), and a possessive ("Blinken's") ends
+it. Scripts written without spaces (Chinese, Japanese) need no boundary. Among overlapping hits
+of the same kind the leftmost, then longest, wins ("Wang Yi" over "Wang"). Weak forms are then
+kept only where the watchlist's rules confirm them.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import ahocorasick
+
+from monitor.models import TEXT_FIELDS, Article, EntityKind, FieldName, Mention
+from monitor.normalise import FoldedText, fold, fold_string
+from monitor.watchlist import Entity, Watchlist
+
+
+@dataclass(frozen=True)
+class _Form:
+    entity: Entity
+    alias: str
+    weak: bool
+
+
+_FIELD_RANK = {name: rank for rank, name in enumerate(TEXT_FIELDS)}
+_Positions = dict[tuple[str, str], list[tuple[int, str, int]]]
+
+
+@dataclass(frozen=True)
+class _Hit:
+    field: FieldName
+    start: int  # in folded text
+    end: int
+    forms: tuple[_Form, ...]
+
+
+def is_word_char(char: str) -> bool:
+    return char.isalnum() or unicodedata.category(char) in ("Mn", "Mc")
+
+
+def is_unspaced_script(char: str) -> bool:
+    """Characters of scripts written without spaces between words (CJK, kana, Thai …)."""
+    name = unicodedata.name(char, "")
+    return name.startswith(("CJK", "HIRAGANA", "KATAKANA", "THAI", "LAO", "KHMER", "MYANMAR"))
+
+
+def starts_word(text: str, start: int) -> bool:
+    """Whether position ``start`` of folded ``text`` begins a word."""
+    if start == 0 or is_unspaced_script(text[start]):
+        return True
+    before = text[start - 1]
+    if before == "'":  # "O'Sullivan": an apostrophe between letters joins the word
+        return start < 2 or not is_word_char(text[start - 2])
+    return not is_word_char(before) or not is_word_char(text[start])
+
+
+def ends_word(text: str, end: int) -> bool:
+    """Whether position ``end`` of folded ``text`` ends a word (a possessive ends it too)."""
+    if end == len(text) or is_unspaced_script(text[end - 1]):
+        return True
+    after = text[end]
+    if after == "'":  # "Blinken's" and "Davis'" end the name; "Xi'an" does not
+        rest = text[end + 1 : end + 3]
+        return not rest[:1] or not is_word_char(rest[0]) or (
+            rest[0] == "s" and (len(rest) == 1 or not is_word_char(rest[1]))
+        )
+    return not is_word_char(after) or not is_word_char(text[end - 1])
+
+
+class Matcher:
+    """Finds every mention of a watchlist's actors and topics in an article."""
+
+    def __init__(self, watchlist: Watchlist) -> None:
+        self.watchlist = watchlist
+        self._automaton = ahocorasick.Automaton()
+        forms: dict[str, list[_Form]] = {}
+        for entity in watchlist.entities:
+            pairs = [(a, False) for a in entity.strong] + [(a, True) for a in entity.weak]
+            for alias, weak in pairs:
+                key = fold_string(alias).strip()
+                if key:
+                    forms.setdefault(key, []).append(_Form(entity, alias, weak))
+        for key, found in forms.items():
+            self._automaton.add_word(key, (len(key), tuple(found)))
+        if forms:
+            self._automaton.make_automaton()
+        self._empty = not forms
+
+    def find(self, article: Article) -> tuple[Mention, ...]:
+        """All confirmed mentions, in reading order (title, summary, text)."""
+        folded = {name: fold(article.field_text(name)) for name in TEXT_FIELDS}
+        hits = [hit for name in TEXT_FIELDS for hit in self._hits(name, folded[name].text)]
+        chosen = [c for kind in ("actor", "topic") for c in _leftmost_longest(hits, kind)]
+        strong = _strong_positions(chosen)
+        mentions = []
+        for hit, forms in chosen:
+            form = next((f for f in forms if not f.weak), None) or _confirmed_weak(
+                hit, forms, strong
+            )
+            if form is not None:
+                mentions.append(_mention(hit, form, article, folded[hit.field]))
+        return tuple(sorted(mentions, key=lambda m: (_FIELD_RANK[m.field], m.start, m.kind)))
+
+    def _hits(self, field: FieldName, text: str) -> Iterator[_Hit]:
+        if self._empty or not text:
+            return
+        for last, (length, forms) in self._automaton.iter(text):
+            start, end = last - length + 1, last + 1
+            if starts_word(text, start) and ends_word(text, end):
+                yield _Hit(field, start, end, forms)
+
+
+def _of_kind(hit: _Hit, kind: EntityKind) -> bool:
+    return any(f.entity.kind == kind for f in hit.forms)
+
+
+def _leftmost_longest(hits: list[_Hit], kind: EntityKind) -> list[tuple[_Hit, tuple[_Form, ...]]]:
+    """Non-overlapping hits per field: the earliest start wins, then the longest."""
+    chosen: list[tuple[_Hit, tuple[_Form, ...]]] = []
+    reach: dict[str, int] = {}
+    ordered = sorted(hits, key=lambda h: (h.field, h.start, -(h.end - h.start)))
+    for hit in (h for h in ordered if _of_kind(h, kind)):
+        if hit.start < reach.get(hit.field, 0):
+            continue
+        reach[hit.field] = hit.end
+        chosen.append((hit, tuple(f for f in hit.forms if f.entity.kind == kind)))
+    return chosen
+
+
+def _strong_positions(chosen: list[tuple[_Hit, tuple[_Form, ...]]]) -> _Positions:
+    """Where each entity is named by a strong form: (kind, id) → [(field rank, field, start)]."""
+    positions: _Positions = {}
+    for hit, forms in chosen:
+        for form in forms:
+            if not form.weak:
+                key = (form.entity.kind, form.entity.id)
+                positions.setdefault(key, []).append(_position(hit))
+    return positions
+
+
+def _position(hit: _Hit) -> tuple[int, str, int]:
+    return (_FIELD_RANK[hit.field], hit.field, hit.start)
+
+
+def _confirmed_weak(hit: _Hit, forms: tuple[_Form, ...], strong: _Positions) -> _Form | None:
+    """The entity a weak hit belongs to: the one named in full most recently before it, else
+    the first named in full anywhere, else one confirmed by another actor in the same field."""
+    here = _position(hit)
+    named = [(f, strong[(f.entity.kind, f.entity.id)]) for f in forms
+             if (f.entity.kind, f.entity.id) in strong]
+    before = [(max(p for p in places if p < here), f) for f, places in named
+              if any(p < here for p in places)]
+    if before:
+        return max(before, key=lambda pair: pair[0])[1]
+    if named:
+        return min(named, key=lambda pair: min(pair[1]))[0]
+    return next((f for f in forms if _confirmed_in_field(f, hit, strong)), None)
+
+
+def _confirmed_in_field(form: _Form, hit: _Hit, strong: _Positions) -> bool:
+    return any(
+        field == hit.field
+        for other in form.entity.confirmed_by
+        for _, field, _ in strong.get(("actor", other), [])
+    )
+
+
+def _mention(hit: _Hit, form: _Form, article: Article, folded: FoldedText) -> Mention:
+    start, end = folded.span_in_source(hit.start, hit.end)
+    return Mention(
+        kind=form.entity.kind,
+        id=form.entity.id,
+        field=hit.field,
+        start=start,
+        end=end,
+        text=article.field_text(hit.field)[start:end],
+        alias=form.alias,
+    )

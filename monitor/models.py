@@ -1,0 +1,174 @@
+"""The plain values that pass between the stages of the pipeline.
+
+    source → fetch → parse → normalise → store (new only) → match → route → outbox → deliver
+
+Each stage takes and returns these frozen dataclasses, never another stage's internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+FieldName = Literal["title", "summary", "text", "source", "url", "author"]
+EntityKind = Literal["actor", "topic", "term"]
+
+#: The text fields of an article that matching looks at, in the order they are read.
+TEXT_FIELDS: tuple[FieldName, ...] = ("title", "summary", "text")
+
+
+@dataclass(frozen=True)
+class Article:
+    """One item of a source, as parsed: plain text fields, no HTML."""
+
+    title: str
+    text: str = ""
+    summary: str = ""
+    url: str | None = None
+    guid: str | None = None
+    author: str | None = None
+    published: datetime | None = None  # timezone-aware (UTC) when known
+    source: str = ""  # the source's name in the config
+    lang: str | None = None
+
+    def field_text(self, name: FieldName) -> str:
+        return str(getattr(self, name))
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """What a parser found in one fetched document."""
+
+    articles: tuple[Article, ...]
+    title: str = ""
+    ttl_minutes: int | None = None
+    warning: str | None = None  # the parser's complaint when it still found entries (bozo)
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One place where an article names a tracked actor or topic."""
+
+    kind: EntityKind
+    id: str  # the actor's or topic's id
+    field: FieldName
+    start: int  # character offsets into the article's field text
+    end: int
+    text: str  # the words as the article writes them
+    alias: str  # the watchlist alias or term that matched
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    """A rule that an article satisfies, with the mentions that made it true."""
+
+    rule: str
+    mentions: tuple[Mention, ...] = ()
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Everything matching found in one article."""
+
+    mentions: tuple[Mention, ...]
+    rule_hits: tuple[RuleHit, ...] = ()
+
+    @property
+    def actors(self) -> tuple[str, ...]:
+        return _unique(m.id for m in self.mentions if m.kind == "actor")
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return _unique(m.id for m in self.mentions if m.kind == "topic")
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return tuple(h.rule for h in self.rule_hits)
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """What an alert says, independent of the channel that will carry it."""
+
+    rule: str
+    title: str
+    source: str
+    url: str | None
+    published: datetime | None
+    actors: tuple[str, ...]  # display names
+    topics: tuple[str, ...]  # display names
+    snippet: str  # plain text
+    highlights: tuple[tuple[int, int], ...] = field(default=())  # spans of matched words in snippet
+
+
+def _unique(ids: object) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for i in ids:  # type: ignore[attr-defined]
+        seen.setdefault(i, None)
+    return tuple(seen)
+
+
+@dataclass(frozen=True)
+class AlertPlan:
+    """What to do about one rule hit: alert through its channels, or record why not."""
+
+    rule: str
+    channels: tuple[str, ...]
+    message: AlertMessage
+    evidence: tuple[Mention, ...]
+    suppressed: str | None = None  # why no alert goes out (e.g. "backfill"); None: alert
+
+
+@dataclass(frozen=True)
+class NewArticle:
+    """An article not seen before, with everything matching decided about it."""
+
+    key: str  # identity within its source
+    article: Article
+    mentions: tuple[Mention, ...]
+    alerts: tuple[AlertPlan, ...]
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What the database remembers of a source between polls."""
+
+    id: int
+    name: str
+    next_check_at: datetime | None
+    etag: str | None
+    last_modified: str | None
+    error_count: int
+    last_error: str | None
+    last_success_at: datetime | None
+
+    @property
+    def first_poll(self) -> bool:
+        return self.last_success_at is None
+
+
+@dataclass(frozen=True)
+class FetchOutcome:
+    """How one poll of a source went, for the ``fetches`` log and the source's schedule."""
+
+    started_at: datetime
+    status: Literal["ok", "not_modified", "error"]
+    duration_ms: int
+    next_check_at: datetime
+    http_status: int | None = None
+    items: int = 0
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    """One message owed to one channel."""
+
+    id: int
+    alert_id: int
+    channel: str
+    attempts: int
+    message: AlertMessage

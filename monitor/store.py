@@ -1,0 +1,509 @@
+"""The one module that issues SQL. It takes and returns monitor's dataclasses, never ORM rows.
+
+Idempotency is the database's job: an article is unique by (source, identity key), a match and
+an alert by (rule, article), a delivery by (alert, channel); inserts use ON CONFLICT DO NOTHING,
+so a re-poll, a restart or a second daemon never duplicates anything. Everything one poll found
+is written in one transaction, so a crash leaves either all of it or none.
+
+SQLite runs in WAL mode with foreign keys on, a busy timeout, and write transactions that take
+the write lock up front (BEGIN IMMEDIATE) so concurrent writers wait instead of failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.config import SourceConfig
+from monitor.errors import StoreError
+from monitor.messages import message_from_json, message_to_json
+from monitor.models import (
+    Article,
+    FetchOutcome,
+    Mention,
+    NewArticle,
+    PendingDelivery,
+    SourceState,
+)
+from monitor.resources import migrations_dir
+from monitor.tables import (
+    AlertRow,
+    ArticleRow,
+    DeliveryRow,
+    FetchRow,
+    MatchRow,
+    MentionRow,
+    SourceRow,
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True)
+class ArticleRecord:
+    """A stored article, as the log shows it."""
+
+    id: int
+    source: str
+    title: str
+    url: str | None
+    published: datetime | None
+    fetched_at: datetime
+    actors: tuple[str, ...]
+    topics: tuple[str, ...]
+    rules: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    channel: str
+    status: str
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """A stored alert and what became of each of its deliveries."""
+
+    id: int
+    created_at: datetime
+    rule: str
+    source: str
+    article_id: int
+    title: str
+    url: str | None
+    actors: tuple[str, ...]
+    topics: tuple[str, ...]
+    deliveries: tuple[DeliveryRecord, ...]
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """Filters of ``monitor log``; None means any."""
+
+    actor: str | None = None
+    topic: str | None = None
+    rule: str | None = None
+    source: str | None = None
+    since: datetime | None = None
+    limit: int = 50
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for ``url``, with SQLite set up for a long-running daemon."""
+    try:
+        engine = create_engine(url)
+    except (SQLAlchemyError, ValueError, ModuleNotFoundError) as exc:
+        raise StoreError(f"cannot use database url {url!r}: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # transactions are begun by _sqlite_on_begin
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        return cls(open_engine(url))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error: {exc}") from exc
+
+    def upgrade(self) -> None:
+        """Apply every migration not yet applied; a failed migration is rolled back whole."""
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(migrations_dir()))
+        try:
+            with self.engine.begin() as conn:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database migration failed and was rolled back: {exc}") from exc
+
+    # --- sources -------------------------------------------------------------------------
+
+    def sync_sources(self, sources: Sequence[SourceConfig], now: datetime) -> None:
+        """Make sure every configured source has its row; a changed location is recorded."""
+        with self._transaction() as conn:
+            existing = dict(conn.execute(select(SourceRow.name, SourceRow.location)).all())
+            for source in sources:
+                if source.name not in existing:
+                    conn.execute(
+                        self._insert(SourceRow)
+                        .values(name=source.name, location=source.location, created_at=now,
+                                error_count=0)
+                        .on_conflict_do_nothing()
+                    )  # fmt: skip
+                elif existing[source.name] != source.location:
+                    conn.execute(
+                        update(SourceRow)
+                        .where(SourceRow.name == source.name)
+                        .values(location=source.location, etag=None, last_modified=None)
+                    )
+
+    def source_state(self, name: str) -> SourceState:
+        with self._transaction() as conn:
+            row = conn.execute(select(SourceRow).where(SourceRow.name == name)).one_or_none()
+        if row is None:
+            raise StoreError(f"source {name!r} is not in the database (run sync_sources first)")
+        return SourceState(
+            id=row.id,
+            name=row.name,
+            next_check_at=row.next_check_at,
+            etag=row.etag,
+            last_modified=row.last_modified,
+            error_count=row.error_count,
+            last_error=row.last_error,
+            last_success_at=row.last_success_at,
+        )
+
+    def due_sources(self, names: Sequence[str], now: datetime) -> list[str]:
+        """Of ``names``, those whose next check is due (or that were never checked)."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                select(SourceRow.name)
+                .where(SourceRow.name.in_(names))
+                .where((SourceRow.next_check_at.is_(None)) | (SourceRow.next_check_at <= now))
+                .order_by(SourceRow.next_check_at)
+            ).scalars()
+            return list(rows)
+
+    def known_keys(self, source_id: int, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` the source already has."""
+        found: set[str] = set()
+        with self._transaction() as conn:
+            for chunk in _chunks(list(keys), 500):
+                rows = conn.execute(
+                    select(ArticleRow.key)
+                    .where(ArticleRow.source_id == source_id)
+                    .where(ArticleRow.key.in_(chunk))
+                ).scalars()
+                found.update(rows)
+        return found
+
+    # --- one poll, written at once ---------------------------------------------------------
+
+    def save_poll(
+        self, source: SourceState, outcome: FetchOutcome, new: Sequence[NewArticle]
+    ) -> int:
+        """Record a poll and everything it found, in one transaction. Returns articles added."""
+        with self._transaction() as conn:
+            added = sum(self._save_article(conn, source.id, item, outcome.started_at)
+                        for item in new)  # fmt: skip
+            conn.execute(
+                self._insert(FetchRow).values(
+                    source_id=source.id,
+                    started_at=outcome.started_at,
+                    status=outcome.status,
+                    http_status=outcome.http_status,
+                    duration_ms=outcome.duration_ms,
+                    items=outcome.items,
+                    new_items=added,
+                    error=outcome.error,
+                )
+            )
+            conn.execute(
+                update(SourceRow).where(SourceRow.id == source.id).values(**_schedule(outcome))
+            )
+        return added
+
+    def _save_article(self, conn: Connection, source_id: int, item: NewArticle, now: datetime) -> int:
+        article = item.article
+        article_id = conn.execute(
+            self._insert(ArticleRow)
+            .values(
+                source_id=source_id,
+                key=item.key,
+                guid=article.guid,
+                url=article.url,
+                title=article.title,
+                summary=article.summary,
+                text=article.text,
+                author=article.author,
+                lang=article.lang,
+                published_at=article.published,
+                fetched_at=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(ArticleRow.id)
+        ).scalar_one_or_none()
+        if article_id is None:  # another poll stored it first
+            return 0
+        if item.mentions:
+            conn.execute(self._insert(MentionRow), [_mention_row(article_id, m) for m in item.mentions])
+        for plan in item.alerts:
+            conn.execute(
+                self._insert(MatchRow)
+                .values(
+                    article_id=article_id,
+                    rule=plan.rule,
+                    created_at=now,
+                    alerted=plan.suppressed is None,
+                    reason=plan.suppressed,
+                    evidence=[_evidence(m) for m in plan.evidence],
+                )
+                .on_conflict_do_nothing()
+            )
+            if plan.suppressed is None:
+                self._queue_alert(conn, article_id, plan.rule, plan.channels, plan.message, now)
+        return 1
+
+    def _queue_alert(self, conn: Connection, article_id: int, rule: str,
+                     channels: Sequence[str], message: Any, now: datetime) -> None:
+        alert_id = conn.execute(
+            self._insert(AlertRow)
+            .values(article_id=article_id, rule=rule, created_at=now,
+                    message=message_to_json(message))
+            .on_conflict_do_nothing()
+            .returning(AlertRow.id)
+        ).scalar_one_or_none()
+        if alert_id is None or not channels:
+            return
+        conn.execute(
+            self._insert(DeliveryRow).on_conflict_do_nothing(),
+            [dict(alert_id=alert_id, channel=c, status="pending", attempts=0,
+                  next_attempt_at=now) for c in channels],
+        )  # fmt: skip
+
+    # --- the outbox ----------------------------------------------------------------------
+
+    def due_deliveries(self, now: datetime, limit: int = 100) -> list[PendingDelivery]:
+        """Pending deliveries whose time has come, oldest alert first."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                select(DeliveryRow.id, DeliveryRow.alert_id, DeliveryRow.channel,
+                       DeliveryRow.attempts, AlertRow.message)
+                .join(AlertRow, AlertRow.id == DeliveryRow.alert_id)
+                .where(DeliveryRow.status == "pending")
+                .where(DeliveryRow.next_attempt_at <= now)
+                .order_by(DeliveryRow.alert_id, DeliveryRow.id)
+                .limit(limit)
+            ).all()  # fmt: skip
+        return [
+            PendingDelivery(r.id, r.alert_id, r.channel, r.attempts, message_from_json(r.message))
+            for r in rows
+        ]
+
+    def mark_sent(self, delivery_id: int, now: datetime) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery_id)
+                .values(status="sent", sent_at=now, attempts=DeliveryRow.attempts + 1)
+            )
+
+    def mark_failed(self, delivery_id: int, error: str, retry_at: datetime) -> None:
+        """A failed attempt: the delivery stays pending until ``retry_at``."""
+        with self._transaction() as conn:
+            conn.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery_id)
+                .values(attempts=DeliveryRow.attempts + 1, last_error=error[:2000],
+                        next_attempt_at=retry_at)
+            )  # fmt: skip
+
+    def next_delivery_at(self) -> datetime | None:
+        with self._transaction() as conn:
+            return conn.execute(
+                select(func.min(DeliveryRow.next_attempt_at)).where(DeliveryRow.status == "pending")
+            ).scalar_one_or_none()
+
+    # --- review --------------------------------------------------------------------------
+
+    def articles(self, filters: LogFilter) -> list[ArticleRecord]:
+        """Most recent articles first."""
+        query = (
+            select(ArticleRow.id, SourceRow.name, ArticleRow.title, ArticleRow.url,
+                   ArticleRow.published_at, ArticleRow.fetched_at)
+            .join(SourceRow, SourceRow.id == ArticleRow.source_id)
+            .order_by(ArticleRow.fetched_at.desc(), ArticleRow.id.desc())
+            .limit(filters.limit)
+        )  # fmt: skip
+        query = _filter_articles(query, filters, ArticleRow.id)
+        if filters.rule:
+            matched = select(MatchRow.article_id).where(MatchRow.rule == filters.rule)
+            query = query.where(ArticleRow.id.in_(matched))
+        with self._transaction() as conn:
+            rows = conn.execute(query).all()
+            entities = _entities(conn, [r.id for r in rows])
+            rules = _rules(conn, [r.id for r in rows])
+        return [
+            ArticleRecord(r.id, r.name, r.title, r.url, r.published_at, r.fetched_at,
+                          *entities.get(r.id, ((), ())), rules.get(r.id, ()))
+            for r in rows
+        ]  # fmt: skip
+
+    def alerts(self, filters: LogFilter) -> list[AlertRecord]:
+        """Most recent alerts first, with their deliveries."""
+        query = (
+            select(AlertRow.id, AlertRow.created_at, AlertRow.rule, AlertRow.article_id,
+                   SourceRow.name, ArticleRow.title, ArticleRow.url)
+            .join(ArticleRow, ArticleRow.id == AlertRow.article_id)
+            .join(SourceRow, SourceRow.id == ArticleRow.source_id)
+            .order_by(AlertRow.created_at.desc(), AlertRow.id.desc())
+            .limit(filters.limit)
+        )  # fmt: skip
+        query = _filter_articles(query, filters, AlertRow.article_id)
+        if filters.rule:
+            query = query.where(AlertRow.rule == filters.rule)
+        if filters.since:
+            query = query.where(AlertRow.created_at >= filters.since)
+        with self._transaction() as conn:
+            rows = conn.execute(query).all()
+            entities = _entities(conn, [r.article_id for r in rows])
+            deliveries = _deliveries(conn, [r.id for r in rows])
+        return [
+            AlertRecord(r.id, r.created_at, r.rule, r.name, r.article_id, r.title, r.url,
+                        *entities.get(r.article_id, ((), ())), deliveries.get(r.id, ()))
+            for r in rows
+        ]  # fmt: skip
+
+    def article(self, article_id: int) -> tuple[Article, tuple[Mention, ...]] | None:
+        """One stored article with its mentions."""
+        with self._transaction() as conn:
+            a = conn.execute(
+                select(ArticleRow.__table__, SourceRow.name)
+                .join(SourceRow, SourceRow.id == ArticleRow.source_id)
+                .where(ArticleRow.id == article_id)
+            ).one_or_none()
+            if a is None:
+                return None
+            mentions = conn.execute(
+                select(MentionRow).where(MentionRow.article_id == article_id).order_by(MentionRow.id)
+            ).all()
+            article = Article(title=a.title, text=a.text, summary=a.summary, url=a.url,
+                              guid=a.guid, author=a.author, published=a.published_at,
+                              source=a.name, lang=a.lang)  # fmt: skip
+            return article, tuple(_mention(m) for m in mentions)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table, for a quick look at what the log holds."""
+        tables = {"sources": SourceRow, "fetches": FetchRow, "articles": ArticleRow,
+                  "mentions": MentionRow, "matches": MatchRow, "alerts": AlertRow,
+                  "deliveries": DeliveryRow}  # fmt: skip
+        with self._transaction() as conn:
+            return {
+                name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+                for name, table in tables.items()
+            }
+
+    def _insert(self, table: Any) -> Any:
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table)
+
+
+def _schedule(outcome: FetchOutcome) -> dict[str, Any]:
+    values: dict[str, Any] = {"last_polled_at": outcome.started_at,
+                              "next_check_at": outcome.next_check_at}  # fmt: skip
+    if outcome.status == "error":
+        values |= {"error_count": SourceRow.error_count + 1, "last_error": outcome.error}
+        return values
+    values |= {"error_count": 0, "last_error": None, "last_success_at": outcome.started_at}
+    if outcome.status == "ok":
+        values |= {"etag": outcome.etag, "last_modified": outcome.last_modified}
+    return values
+
+
+def _filter_articles(query: Any, filters: LogFilter, article_id: Any) -> Any:
+    if filters.source:
+        query = query.where(SourceRow.name == filters.source)
+    for kind, entity in (("actor", filters.actor), ("topic", filters.topic)):
+        if entity:
+            named = select(MentionRow.article_id).where(
+                (MentionRow.kind == kind) & (MentionRow.entity_id == entity)
+            )
+            query = query.where(article_id.in_(named))
+    if filters.since:
+        query = query.where(ArticleRow.fetched_at >= filters.since)
+    return query
+
+
+def _entities(conn: Connection, ids: list[int]) -> dict[int, tuple[tuple[str, ...], tuple[str, ...]]]:
+    found: dict[int, tuple[dict[str, None], dict[str, None]]] = {}
+    for chunk in _chunks(ids, 500):
+        rows = conn.execute(
+            select(MentionRow.article_id, MentionRow.kind, MentionRow.entity_id)
+            .where(MentionRow.article_id.in_(chunk))
+            .order_by(MentionRow.id)
+        )
+        for article_id, kind, entity_id in rows:
+            actors, topics = found.setdefault(article_id, ({}, {}))
+            (actors if kind == "actor" else topics)[entity_id] = None
+    return {k: (tuple(a), tuple(t)) for k, (a, t) in found.items()}
+
+
+def _rules(conn: Connection, ids: list[int]) -> dict[int, tuple[str, ...]]:
+    found: dict[int, list[str]] = {}
+    for chunk in _chunks(ids, 500):
+        rows = conn.execute(select(MatchRow.article_id, MatchRow.rule)
+                            .where(MatchRow.article_id.in_(chunk)).order_by(MatchRow.id))
+        for article_id, rule in rows:
+            found.setdefault(article_id, []).append(rule)
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def _deliveries(conn: Connection, ids: list[int]) -> dict[int, tuple[DeliveryRecord, ...]]:
+    found: dict[int, list[DeliveryRecord]] = {}
+    for chunk in _chunks(ids, 500):
+        rows = conn.execute(select(DeliveryRow).where(DeliveryRow.alert_id.in_(chunk))
+                            .order_by(DeliveryRow.id)).all()
+        for d in rows:
+            record = DeliveryRecord(d.channel, d.status, d.attempts, d.last_error, d.sent_at)
+            found.setdefault(d.alert_id, []).append(record)
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def _mention_row(article_id: int, m: Mention) -> dict[str, Any]:
+    return dict(article_id=article_id, kind=m.kind, entity_id=m.id, field=m.field,
+                start=m.start, end=m.end, text=m.text, alias=m.alias)  # fmt: skip
+
+
+def _mention(row: Any) -> Mention:
+    return Mention(row.kind, row.entity_id, row.field, row.start, row.end, row.text, row.alias)  # type: ignore[arg-type]
+
+
+def _evidence(m: Mention) -> dict[str, Any]:
+    return {"kind": m.kind, "id": m.id, "field": m.field, "start": m.start, "end": m.end,
+            "text": m.text}  # fmt: skip
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
