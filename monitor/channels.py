@@ -16,7 +16,7 @@ import apprise
 
 from monitor.config import ChannelConfig
 from monitor.errors import ConfigError, DeliveryError, Problem
-from monitor.messages import render_html, render_slack, render_text, subject
+from monitor.messages import render_html, render_slack, render_text, slack_subject, subject
 from monitor.models import AlertMessage
 
 log = logging.getLogger(__name__)
@@ -62,15 +62,17 @@ class AppriseChannel:
 
     def send(self, message: AlertMessage) -> None:
         title, body, body_format = self._render(message)
-        with apprise.LogCapture(level=logging.WARNING) as captured:
+        with apprise.LogCapture(level=logging.DEBUG) as captured:
             ok = self._apprise.notify(body=body, title=title, body_format=body_format)
         if not ok:
-            detail = " ".join(str(captured.getvalue()).split())[-500:] or "no detail given"
+            lines = [line.split(" - ", 2)[-1] for line in str(captured.getvalue()).splitlines()
+                     if " - WARNING - " in line or " - ERROR - " in line or "Exception" in line]
+            detail = "; ".join(lines)[-500:] or "no detail given"
             raise DeliveryError(f"{self.service or self._schema} refused the message: {detail}")
 
     def _render(self, message: AlertMessage) -> tuple[str, str, apprise.NotifyFormat]:
         if self._schema == "slack":
-            return subject(message), render_slack(message), apprise.NotifyFormat.MARKDOWN
+            return slack_subject(message), render_slack(message), apprise.NotifyFormat.MARKDOWN
         if self._schema in ("mailto", "mailtos"):
             return subject(message), render_html(message), apprise.NotifyFormat.HTML
         return subject(message), render_text(message), apprise.NotifyFormat.TEXT

@@ -188,25 +188,33 @@ def render_html(message: AlertMessage) -> str:
 def render_slack(message: AlertMessage) -> str:
     """Slack mrkdwn. Feed text cannot ping: ``!`` and ``@`` are neutralised, and ``<``, ``>``
     and ``|`` cannot open a Slack link or mention. Marks: *word*."""
-    s = _slack_safe
-    title = s(message.title).replace("*", "∗")
-    link = (f"<{_slack_url(message.url)}|{title}>" if message.url else title)
+    title = _slack_safe(one_line(message.title))
+    link = f"<{_slack_url(message.url)}|{title}>" if message.url else title
     lines = [
-        f"*{link}*",
-        f"_{s(message.source)}_ · {_published(message)} · rule `{message.rule}`",
-        f"*Actors:* {s(', '.join(message.actors)) or '-'}",
-        f"*Topics:* {s(', '.join(message.topics)) or '-'}",
+        f"**{link}**",
+        f"{_slack_safe(one_line(message.source))} · {_published(message)} · rule {message.rule}",
+        f"**Actors:** {_slack_safe(', '.join(message.actors)) or '-'}",
+        f"**Topics:** {_slack_safe(', '.join(message.topics)) or '-'}",
         "",
-        _marked(message, lambda t: f"*{t}*", lambda t: s(t).replace("*", "∗")),
+        _marked(message, lambda t: f"**{t}**", _slack_safe),
     ]
     return "\n".join(lines)
 
 
-_SLACK_LOOKALIKES = str.maketrans({"<": "‹", ">": "›", "|": "│", "!": "ǃ", "@": "＠", "&": "＆"})
+# Feed text is shown, never interpreted: these characters could open a mention, a link or
+# markup in Slack, so they are replaced by look-alikes.
+_SLACK_LOOKALIKES = str.maketrans({
+    "<": "‹", ">": "›", "|": "│", "!": "ǃ", "@": "＠", "&": "＆", "*": "∗", "_": "＿",
+    "~": "∼", "`": "ˋ", "[": "［", "]": "］", "#": "＃",
+})  # fmt: skip
 
 
 def _slack_safe(text: str) -> str:
     return _CONTROL.sub("", text).translate(_SLACK_LOOKALIKES)
+
+
+def slack_subject(message: AlertMessage) -> str:
+    return one_line(f"[{message.rule}] {_slack_safe(message.title)}")[:200]
 
 
 def _slack_url(url: str) -> str:

@@ -284,9 +284,9 @@ def _alerts_on(article: Article, source: SourceConfig, state: SourceState, now: 
 
 
 def _backoff(base: timedelta, failures: int, ceiling: timedelta) -> timedelta:
-    """base × 2^(failures-1), capped, with ±20% jitter so retries do not move in step."""
+    """base × 2^(failures-1), capped, plus up to 25% jitter so retries do not move in step."""
     delay = min(base * (2 ** min(failures - 1, 20)), max(ceiling, base))
-    return delay * random.uniform(0.8, 1.2)
+    return delay * random.uniform(1.0, 1.25)
 
 
 def _as_file(article: Article, path: Path) -> Article:
