@@ -20,6 +20,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -68,15 +70,14 @@ class WatchlistConfig(_Section):
 class FetchConfig(_Section):
     timeout: Duration = timedelta(seconds=10)  # connect and per-read timeout
     deadline: Duration = timedelta(seconds=30)  # whole fetch, however slowly the server drips
-    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)  # body cap, counted while streaming
+    max_bytes: StrictInt = Field(default=10 * 1024 * 1024, gt=0)  # body cap, counted while streaming
     user_agent: str | None = None  # None: "monitor/<version> (+project URL)"
 
 
 class DaemonConfig(_Section):
     tick: Duration = timedelta(seconds=5)  # how often due sources are looked for
-    concurrency: int = Field(default=4, ge=1, le=64)  # sources fetched at once
+    concurrency: StrictInt = Field(default=4, ge=1, le=64)  # sources fetched at once
     delivery_tick: Duration = timedelta(seconds=5)  # how often the outbox is drained
-    max_delivery_attempts: int = Field(default=20, ge=1)  # then the delivery is marked failed
     retry_base: Duration = timedelta(seconds=30)  # first retry delay, doubled per failure
 
 
@@ -85,7 +86,7 @@ class SourceConfig(_Section):
     url: str | None = None  # http(s) or file:// feed
     path: Path | None = None  # folder of .txt, .md and .json documents
     interval: Duration = timedelta(minutes=15)
-    enabled: bool = True
+    enabled: StrictBool = True
     backfill: Duration = timedelta(0)  # first poll alerts only on items this recent ("all": every item)
 
     @field_validator("url")
@@ -126,7 +127,7 @@ class RuleConfig(_Section):
     name: str = Field(pattern=_NAME)
     query: str = Field(min_length=1)
     channels: tuple[str, ...] = ()
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
 class Config(_Section):

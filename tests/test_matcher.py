@@ -1,0 +1,148 @@
+"""Matching against the seeded watchlist: tables of tricky cases, and the real news items in
+tests/data/articles/ with the expectations a careful reader wrote in their SOURCES.tsv."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from conftest import DATA, REPO
+
+from monitor.config import default_config
+from monitor.matcher import Matcher
+from monitor.models import Article
+from monitor.parse import read_document
+from monitor.runtime import load_runtime
+from monitor.watchlist import Watchlist, load_watchlist
+
+WATCHLIST = load_watchlist([REPO / "seeds" / "watchlist.toml"])
+MATCHER = Matcher(WATCHLIST)
+
+
+def people(watchlist: Watchlist, ids: tuple[str, ...]) -> set[str]:
+    return {i for i in ids if (a := watchlist.get("actor", i)) and a.actor_kind == "person"}
+
+
+def found(title: str, text: str = "") -> tuple[set[str], set[str]]:
+    mentions = MATCHER.find(Article(title=title, text=text))
+    actors = {m.id for m in mentions if m.kind == "actor"}
+    topics = {m.id for m in mentions if m.kind == "topic"}
+    return actors, topics
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "actor", "expected"),
+    [
+        # full names, aliases, titles and possessives
+        ("Blinken’s trip to Beijing", "", "antony-blinken", True),
+        ("Talks", "Secretary of State Antony J. Blinken met Wang Yi.", "antony-blinken", True),
+        ("Talks", "MR BLINKEN SAID SO", "antony-blinken", True),
+        ("Talks", "Chinese Foreign Minister Wang Yi's remarks", "wang-yi", True),
+        # a bare surname is weak: it needs the full name, or a confirming actor in the field
+        ("Wang speaks", "", "wang-yi", False),
+        ("Wang speaks", "Foreign Minister Wang Yi arrived. Later Wang said more.", "wang-yi", True),
+        ("Biden, Xi to meet in San Francisco", "", "xi-jinping", True),
+        ("Xi to visit factory", "", "xi-jinping", False),
+        # other people with a tracked surname, surnames inside other words
+        ("Alexander Wang holds a show", "Alexander Wang, the designer", "wang-yi", False),
+        ("Ronnie O'Sullivan loses", "O'Sullivan lost to China's Tian Pengfei", "jake-sullivan", False),
+        ("Xi'an welcomes tourists", "Flights to Xi’an and Xiaomi phones", "xi-jinping", False),
+        ("Xiaomi 13 Pro", "Xiaomi launches in China", "xi-jinping", False),
+        ("Sullivan's remarks", "National security adviser Jake Sullivan spoke.", "jake-sullivan", True),
+        # spans in other case and with curly quotes
+        ("talks", "blinken’s counterpart qin gang", "qin-gang", True),
+    ],
+)
+def test_actor_cases(title: str, text: str, actor: str, expected: bool) -> None:
+    actors, _ = found(title, text)
+    assert (actor in actors) is expected
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "topic", "expected"),
+    [
+        ("Chinese spy balloon shot down", "", "spy-balloon", True),
+        ("Party supplies", "A balloon payment on a loan; a birthday balloon", "spy-balloon", False),
+        ("Game in Taiwan ends in brawl", "An NBA star was ejected in Taiwan.", "taiwan", False),
+        ("Tensions", "Xi Jinping warned about Taiwan.", "taiwan", True),
+        ("Tensions in the Taiwan Strait", "", "taiwan", True),
+        ("Outage", "cut Russia off in response to its invasion of Ukraine", "russia-ukraine-war", False),
+        ("Talks", "Wang Yi discussed the war in Ukraine.", "russia-ukraine-war", True),
+        ("Deal", "a crackdown on fentanyl precursors", "fentanyl", True),
+    ],
+)
+def test_topic_cases(title: str, text: str, topic: str, expected: bool) -> None:
+    _, topics = found(title, text)
+    assert (topic in topics) is expected
+
+
+def test_every_mention_points_at_its_words() -> None:
+    article = read_document(REPO / "seeds" / "corpus" / "002_654c3dfd1d25ffec.txt")
+    mentions = MATCHER.find(article)
+    assert len(mentions) > 50
+    for m in mentions:
+        assert article.field_text(m.field)[m.start : m.end] == m.text  # type: ignore[arg-type]
+    assert {"antony-blinken", "wang-yi", "xi-jinping", "qin-gang"} <= {m.id for m in mentions}
+
+
+def test_longest_alias_wins_and_weak_inside_strong_is_not_counted_twice() -> None:
+    mentions = MATCHER.find(Article(title="Wang Yi meets Blinken", text=""))
+    wang = [m for m in mentions if m.id == "wang-yi"]
+    assert [(m.start, m.end, m.text) for m in wang] == [(0, 7, "Wang Yi")]
+
+
+# --- the labelled real items ---------------------------------------------------------------
+
+_NAMES = {
+    "Antony Blinken": "antony-blinken", "Blinken": "antony-blinken", "Wang Yi": "wang-yi",
+    "Qin Gang": "qin-gang", "Xi Jinping": "xi-jinping", "spy balloon": "spy-balloon",
+    "fentanyl": "fentanyl", "South China Sea": "south-china-sea",
+}  # fmt: skip
+
+
+def _expectations() -> list[tuple[str, str, set[str], set[str]]]:
+    text = (DATA / "articles" / "SOURCES.tsv").read_text(encoding="utf-8")
+    rows = csv.DictReader(text.splitlines(), delimiter="\t")
+    cases = []
+    for row in rows:
+        expected = row["expected_match (curator judgement)"]
+        actors: set[str] = set()
+        topics: set[str] = set()
+        for part in expected.split(";"):
+            label, _, names = part.strip().partition(":")
+            target = actors if label == "actors" else topics if label == "topics" else None
+            if target is not None:
+                target.update(_NAMES[n.split("(")[0].strip()] for n in names.split(","))
+        cases.append((row["filename"], row["label"], actors, topics))
+    return cases
+
+
+@pytest.mark.parametrize(("filename", "label", "actors", "topics"), _expectations())
+def test_labelled_real_items(filename: str, label: str, actors: set[str], topics: set[str]) -> None:
+    article = read_document(DATA / "articles" / filename)
+    mentions = MATCHER.find(article)
+    found_people = people(WATCHLIST, tuple(m.id for m in mentions if m.kind == "actor"))
+    found_topics = {m.id for m in mentions if m.kind == "topic"}
+    if label == "positive":  # the curator names the principal ones; others may be there too
+        assert actors <= found_people and topics <= found_topics
+    else:
+        assert found_people == set() and found_topics == set()
+
+
+@pytest.mark.parametrize(("filename", "label", "actors", "topics"), _expectations())
+def test_default_rules_on_labelled_items(
+    filename: str, label: str, actors: set[str], topics: set[str]
+) -> None:
+    runtime = load_runtime(default_config(), channels={})
+    article = read_document(DATA / "articles" / filename)
+    hits = runtime.rules.evaluate(article, Matcher(runtime.watchlist).find(article))
+    assert bool(hits) is (label == "positive")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "seeds" / "corpus").glob("*.txt")), ids=lambda p: p.name)
+def test_seed_corpus_alerts_on_the_principals(path: Path) -> None:
+    article = read_document(path)
+    found_people = people(WATCHLIST, tuple(m.id for m in MATCHER.find(article)))
+    assert {"antony-blinken", "wang-yi"} & found_people
+    assert len(found_people) >= 3
