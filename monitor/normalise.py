@@ -24,6 +24,11 @@ _BLOCK_TAGS = (
 )  # fmt: skip
 _INVISIBLE_TAGS = ("script", "style", "template", "noscript", "iframe", "object", "embed")
 
+# Feed text often looks like a URL or like XML to BeautifulSoup; that is expected here. Set once
+# at import: warnings.catch_warnings() is not thread-safe and parsing runs in a thread pool.
+warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
+warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
+
 _HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 _SPACE_AROUND_NEWLINE = re.compile(r" *\n *")
@@ -44,10 +49,7 @@ def html_to_text(html: str) -> str:
     """Plain text of an HTML fragment or page; plain text passes through unchanged in content."""
     if "<" not in html and "&" not in html:
         return clean_text(html)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
-        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
-        soup = BeautifulSoup(html, "html.parser")
+    soup = BeautifulSoup(html, "html.parser")
     for tag in soup.find_all(_INVISIBLE_TAGS):
         tag.decompose()
     for tag in soup.find_all(_BLOCK_TAGS):

@@ -155,7 +155,8 @@ class Pipeline:
         result = self.fetcher.fetch(source.url, etag=state.etag, last_modified=state.last_modified)
         if result.not_modified:
             return _Fetched([], "not_modified", result.status, state.etag, state.last_modified)
-        feed = parse_feed(result.body, headers=result.headers, source=source.name)
+        headers = {"content-location": result.url, **result.headers}  # resolves relative links
+        feed = parse_feed(result.body, headers=headers, source=source.name)
         if feed.warning:
             log.warning("feed is malformed but usable source=%s error=%s", source.name, feed.warning)
         keys = article_keys(feed.articles)

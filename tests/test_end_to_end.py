@@ -3,7 +3,7 @@ and a SQLite file. Items are real news items from tests/data/articles/."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,10 +41,10 @@ class Clock:
         self.now += timedelta(**kwargs)
 
 
-def make_config(tmp_path: Path, feed_server: FeedServer, smtp: SmtpServer) -> Config:
+def make_config(database_url: str, feed_server: FeedServer, smtp: SmtpServer) -> Config:
     text = f"""
 [database]
-url = "sqlite:///{tmp_path / "monitor.db"}"
+url = "{database_url}"
 
 [[sources]]
 name = "world"
@@ -68,29 +68,45 @@ name = "us-china-diplomacy"
 query = "actor:antony-blinken OR actor:xi-jinping"
 channels = ["slack", "email"]
 """
-    return parse_config(text, origin="test.toml", base_dir=tmp_path)
+    return parse_config(text, origin="test.toml", base_dir=Path("."))
 
 
 Factory = Callable[[], Pipeline]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same tests on a SQLite file and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'monitor.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
-def pipelines(tmp_path: Path, feed_server: FeedServer, smtp: SmtpServer) -> tuple[Factory, Clock]:
+def pipelines(
+    database_url: str, tmp_path: Path, feed_server: FeedServer, smtp: SmtpServer
+) -> Iterator[tuple[Factory, Clock]]:
     """Builds a fresh pipeline on the same database, as a restarted daemon would."""
-    config = make_config(tmp_path, feed_server, smtp)
+    config = make_config(database_url, feed_server, smtp)
     clock = Clock()
     feed_server.route("/world.xml", headers=RSS_TYPE, body=rss([*QUIET, BLINKEN_QIN]))
     broken = (Path(__file__).parent / "data/feeds/illformed/notfeed_html_page.html").read_bytes()
     feed_server.route("/broken.xml", broken, headers={"Content-Type": "text/html"})
+
+    built: list[Pipeline] = []
 
     def build() -> Pipeline:
         store = Store.open(config.database.url)
         store.upgrade()
         pipeline = Pipeline(load_runtime(config), store, Fetcher(FetchSettings()), clock=clock)
         pipeline.prepare()
+        built.append(pipeline)
         return pipeline
 
-    return build, clock
+    yield build, clock
+    for pipeline in built:
+        pipeline.store.close()
+        pipeline.fetcher.close()
 
 
 def cycle(pipeline: Pipeline) -> None:

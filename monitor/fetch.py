@@ -1,0 +1,225 @@
+"""The network edge: get a source's bytes over HTTP(S) or from a local file.
+
+``Fetcher`` owns one shared ``httpx.Client`` (thread-safe, so a small pool of workers can share
+it). A fetch is a conditional GET that streams the body, so the size cap and the overall deadline
+hold even against a server that drips bytes or never stops. Every failure becomes a
+``FetchError`` naming the URL and the cause; HTTP errors carry the status.
+
+This module knows nothing about feeds or the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import httpx
+
+from monitor import __version__
+from monitor.errors import FetchError
+
+log = logging.getLogger(__name__)
+
+#: The media types a feed may be served as, most specific first.
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9, "
+    "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5"
+)
+
+# What an httpx error means to someone reading a source's last error, most specific first.
+_CAUSES: tuple[tuple[type[Exception], str], ...] = (
+    (httpx.TimeoutException, "timed out"),
+    (httpx.ConnectError, "cannot connect"),
+    (httpx.DecodingError, "cannot decode the body"),
+    (httpx.UnsupportedProtocol, "unsupported URL"),
+    (httpx.InvalidURL, "invalid URL"),
+)
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """How patient and how generous a fetch is. Every default lives here."""
+
+    timeout: float = 10.0  # seconds to connect, and to wait for each read
+    deadline: float = 30.0  # seconds for a whole fetch, body included
+    max_bytes: int = 10 * 1024 * 1024  # largest decoded body accepted
+    max_redirects: int = 5
+    user_agent: str = f"monitor/{__version__} (+https://github.com/monitor-news/monitor)"
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What one fetch brought back."""
+
+    url: str  # the final URL, after redirects
+    status: int
+    body: bytes  # empty on 304 Not Modified
+    headers: Mapping[str, str]  # lower-case names
+    etag: str | None = None
+    last_modified: str | None = None
+    elapsed: float = 0.0  # seconds
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+class Fetcher:
+    """Fetches sources with one shared HTTP client; use as a context manager or call close()."""
+
+    def __init__(
+        self, settings: FetchSettings, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.settings = settings
+        self._client = httpx.Client(
+            transport=transport,
+            follow_redirects=True,
+            max_redirects=settings.max_redirects,
+            timeout=httpx.Timeout(settings.timeout),
+            headers={"User-Agent": settings.user_agent, "Accept": FEED_ACCEPT},
+        )
+
+    def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult:
+        """Get ``url``; with validators from the last fetch the answer may be 304 Not Modified."""
+        try:
+            scheme = urlsplit(url).scheme.lower()
+        except ValueError as exc:
+            raise FetchError(f"{url}: invalid URL ({exc})") from exc
+        if scheme in ("http", "https"):
+            return self._fetch_http(url, etag, last_modified)
+        if scheme == "file":
+            return self._fetch_file(url)
+        if not scheme:
+            raise FetchError(f"{url}: invalid URL (no scheme)")
+        raise FetchError(f"{url}: unsupported URL scheme {scheme!r}")
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _fetch_http(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
+        started = time.monotonic()
+        try:
+            with self._client.stream("GET", url, headers=_validators(etag, last_modified)) as resp:
+                _raise_for_status(url, resp)
+                body = b"" if resp.status_code == 304 else self._read_body(url, resp, started)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise FetchError(f"{url}: {self._cause(exc)}") from exc
+        result = _result(resp, body, started, etag, last_modified)
+        log.debug(
+            "fetched url=%s status=%s bytes=%s elapsed=%.3f",
+            url,
+            result.status,
+            len(body),
+            result.elapsed,
+        )
+        return result
+
+    def _cause(self, exc: Exception) -> str:
+        detail = str(exc) or type(exc).__name__
+        if isinstance(exc, httpx.TooManyRedirects):
+            return f"more than {self.settings.max_redirects} redirects"
+        for kind, cause in _CAUSES:
+            if isinstance(exc, kind):
+                return f"{cause} ({detail})"
+        return detail
+
+    def _read_body(self, url: str, response: httpx.Response, started: float) -> bytes:
+        limit = self.settings.max_bytes
+        declared = response.headers.get("content-length", "")
+        encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+        if declared.isdigit() and int(declared) > limit and not encoded:
+            raise FetchError(f"{url}: body of {declared} bytes is larger than {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in _timed(response.iter_bytes(), started + self.settings.deadline, url):
+            size += len(chunk)
+            if size > limit:
+                raise FetchError(f"{url}: body is larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _fetch_file(self, url: str) -> FetchResult:
+        started = time.monotonic()
+        path = _file_path(url)
+        limit = self.settings.max_bytes
+        try:
+            with path.open("rb") as stream:
+                body = stream.read(limit + 1)
+        except OSError as exc:
+            raise FetchError(f"{url}: cannot read file ({exc.strerror or exc})") from exc
+        if len(body) > limit:
+            raise FetchError(f"{url}: file is larger than {limit} bytes")
+        elapsed = time.monotonic() - started
+        return FetchResult(url, 200, body, MappingProxyType({}), elapsed=elapsed)
+
+
+def _validators(etag: str | None, last_modified: str | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    return headers
+
+
+def _raise_for_status(url: str, response: httpx.Response) -> None:
+    status = response.status_code
+    if status >= 400:
+        raise FetchError(f"{url}: HTTP {status} {response.reason_phrase or 'error'}", status=status)
+
+
+def _timed(chunks: Iterator[bytes], deadline: float, url: str) -> Iterator[bytes]:
+    """Pass chunks through until the deadline passes (httpx's own timeouts are per read)."""
+    for chunk in chunks:
+        if time.monotonic() > deadline:
+            raise FetchError(f"{url}: deadline passed while reading the body")
+        yield chunk
+
+
+def _result(
+    response: httpx.Response,
+    body: bytes,
+    started: float,
+    etag: str | None,
+    last_modified: str | None,
+) -> FetchResult:
+    headers = MappingProxyType(dict(response.headers.items()))
+    not_modified = response.status_code == 304
+    # A 304 need not repeat the validators; the ones sent are still the current ones.
+    return FetchResult(
+        url=str(response.url),
+        status=response.status_code,
+        body=body,
+        headers=headers,
+        etag=headers.get("etag") or (etag if not_modified else None),
+        last_modified=headers.get("last-modified") or (last_modified if not_modified else None),
+        elapsed=time.monotonic() - started,
+    )
+
+
+def _file_path(url: str) -> Path:
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise FetchError(f"{url}: file URL names a remote host {parts.netloc!r}")
+    if not parts.path:
+        raise FetchError(f"{url}: invalid URL (no file path)")
+    return Path(url2pathname(parts.path))  # url2pathname also decodes %XX

@@ -1,0 +1,246 @@
+from __future__ import annotations
+
+import gzip
+import socket
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from feedserver import FeedServer
+
+from monitor import __version__
+from monitor.errors import FetchError
+from monitor.fetch import Fetcher, FetchSettings
+
+FEED = (Path(__file__).parent / "data" / "feeds" / "real" / "nbc_newyork_2023.xml").read_bytes()
+RSS_TYPE = {"Content-Type": "application/rss+xml; charset=utf-8"}
+
+
+@contextmanager
+def fetcher(**settings: Any) -> Iterator[Fetcher]:
+    with Fetcher(FetchSettings(**settings)) as opened:
+        yield opened
+
+
+def test_ok(feed_server: FeedServer) -> None:
+    feed_server.route("/feed.xml", FEED, headers=RSS_TYPE)
+
+    with fetcher() as f:
+        result = f.fetch(feed_server.url("/feed.xml"))
+
+    assert result.status == 200
+    assert result.body == FEED
+    assert result.url == feed_server.url("/feed.xml")
+    assert result.headers["content-type"] == RSS_TYPE["Content-Type"]
+    assert not result.not_modified
+    assert result.elapsed > 0
+
+
+def test_identifies_itself(feed_server: FeedServer) -> None:
+    feed_server.route("/feed.xml", FEED)
+
+    with fetcher() as f:
+        f.fetch(feed_server.url("/feed.xml"))
+
+    _, headers = feed_server.requests[-1]
+    assert headers["user-agent"] == FetchSettings().user_agent
+    assert headers["user-agent"].startswith(f"monitor/{__version__} ")
+    assert "application/rss+xml" in headers["accept"]
+    assert "gzip" in headers["accept-encoding"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "expected_header"),
+    [
+        ({"etag": '"v1"'}, "if-none-match"),
+        ({"last_modified": "Sat, 16 Dec 2023 02:02:33 GMT"}, "if-modified-since"),
+    ],
+)
+def test_conditional_get(
+    feed_server: FeedServer, sent: dict[str, str], expected_header: str
+) -> None:
+    validators = {"ETag": '"v1"', "Last-Modified": "Sat, 16 Dec 2023 02:02:33 GMT"}
+    feed_server.route("/feed.xml", FEED, headers={**RSS_TYPE, **validators})
+
+    with fetcher() as f:
+        first = f.fetch(feed_server.url("/feed.xml"))
+        second = f.fetch(feed_server.url("/feed.xml"), **sent)
+
+    assert (first.etag, first.last_modified) == ('"v1"', validators["Last-Modified"])
+    assert second.status == 304
+    assert second.not_modified
+    assert second.body == b""
+    assert (second.etag, second.last_modified) == (first.etag, first.last_modified)
+    assert feed_server.requests[-1][1][expected_header] == next(iter(sent.values()))
+
+
+def test_changed_etag_gets_the_body(feed_server: FeedServer) -> None:
+    feed_server.route("/feed.xml", FEED, headers={"ETag": '"v2"'})
+
+    with fetcher() as f:
+        result = f.fetch(feed_server.url("/feed.xml"), etag='"v1"')
+
+    assert (result.status, result.body, result.etag) == (200, FEED, '"v2"')
+
+
+def test_gzip_is_decoded(feed_server: FeedServer) -> None:
+    feed_server.route("/feed.xml", gzip.compress(FEED), headers={"Content-Encoding": "gzip"})
+
+    with fetcher() as f:
+        result = f.fetch(feed_server.url("/feed.xml"))
+
+    assert result.body == FEED
+
+
+def test_redirect_is_followed(feed_server: FeedServer) -> None:
+    feed_server.route("/old.xml", redirect_to="/new.xml")
+    feed_server.route("/new.xml", FEED)
+
+    with fetcher() as f:
+        result = f.fetch(feed_server.url("/old.xml"))
+
+    assert result.url == feed_server.url("/new.xml")
+    assert result.body == FEED
+
+
+@pytest.mark.parametrize(("redirects", "ok"), [(5, True), (6, False)])
+def test_redirect_limit(feed_server: FeedServer, redirects: int, ok: bool) -> None:
+    for hop in range(redirects):
+        feed_server.route(f"/r{hop}", redirect_to=f"/r{hop + 1}")
+    feed_server.route(f"/r{redirects}", FEED)
+
+    with fetcher(max_redirects=5) as f:
+        if ok:
+            assert f.fetch(feed_server.url("/r0")).body == FEED
+            return
+        with pytest.raises(FetchError, match="more than 5 redirects") as caught:
+            f.fetch(feed_server.url("/r0"))
+    assert caught.value.status is None
+
+
+@pytest.mark.parametrize(("path", "status"), [("/missing.xml", 404), ("/error.xml", 500)])
+def test_http_error_has_status(feed_server: FeedServer, path: str, status: int) -> None:
+    feed_server.route("/error.xml", b"oops", status=500)
+    url = feed_server.url(path)
+
+    with fetcher() as f, pytest.raises(FetchError) as caught:
+        f.fetch(url)
+
+    assert caught.value.status == status
+    assert url in str(caught.value)
+    assert f"HTTP {status}" in str(caught.value)
+
+
+def test_body_over_max_bytes(feed_server: FeedServer) -> None:
+    feed_server.route("/big.xml", b"x" * 2000)
+
+    with fetcher(max_bytes=1000) as f, pytest.raises(FetchError, match="larger than 1000 bytes"):
+        f.fetch(feed_server.url("/big.xml"))
+
+
+def test_max_bytes_counts_the_decoded_body(feed_server: FeedServer) -> None:
+    bomb = gzip.compress(b"\0" * 1_000_000)
+    feed_server.route("/bomb.xml", bomb, headers={"Content-Encoding": "gzip"})
+
+    with fetcher(max_bytes=100_000) as f, pytest.raises(FetchError, match="larger than"):
+        f.fetch(feed_server.url("/bomb.xml"))
+    assert len(bomb) < 100_000
+
+
+def test_endless_body_stopped_by_max_bytes(feed_server: FeedServer) -> None:
+    feed_server.route("/endless.xml", b"<rss>", endless=True)
+
+    with fetcher(max_bytes=200_000) as f, pytest.raises(FetchError, match="larger than"):
+        f.fetch(feed_server.url("/endless.xml"))
+
+
+def test_slow_drip_stopped_by_deadline(feed_server: FeedServer) -> None:
+    feed_server.route("/slow.xml", FEED[:100], delay_per_byte=0.1)  # 10 s in all
+
+    started = time.monotonic()
+    with fetcher(deadline=1.0, timeout=5.0) as f, pytest.raises(FetchError, match="deadline"):
+        f.fetch(feed_server.url("/slow.xml"))
+
+    assert time.monotonic() - started < 1.0 + 2
+
+
+def test_silent_server_times_out(feed_server: FeedServer) -> None:
+    feed_server.route("/silent.xml", FEED[:10], delay_per_byte=5.0)
+
+    started = time.monotonic()
+    with fetcher(timeout=0.3) as f, pytest.raises(FetchError, match="timed out"):
+        f.fetch(feed_server.url("/silent.xml"))
+
+    assert time.monotonic() - started < 2
+
+
+def test_connection_refused() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again before the fetch: nothing listens there
+
+    with fetcher() as f, pytest.raises(FetchError, match="cannot connect"):
+        f.fetch(f"http://127.0.0.1:{port}/feed.xml")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://example.org/feed.xml", "unsupported URL scheme 'ftp'"),
+        ("example.org/feed.xml", "no scheme"),
+        ("not a url", "no scheme"),
+        ("http://", "invalid URL|unsupported URL"),
+        ("http://[::1/feed", "invalid URL"),
+    ],
+)
+def test_bad_url(url: str, message: str) -> None:
+    with fetcher() as f, pytest.raises(FetchError, match=message):
+        f.fetch(url)
+
+
+def test_file_url(tmp_path: Path) -> None:
+    path = tmp_path / "local feed.xml"
+    path.write_bytes(FEED)
+
+    with fetcher() as f:
+        result = f.fetch(path.as_uri())
+
+    assert (result.status, result.body, result.url) == (200, FEED, path.as_uri())
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with fetcher() as f, pytest.raises(FetchError, match="cannot read file"):
+        f.fetch((tmp_path / "gone.xml").as_uri())
+
+
+def test_file_over_max_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "big.xml"
+    path.write_bytes(b"x" * 2000)
+
+    with fetcher(max_bytes=1000) as f, pytest.raises(FetchError, match="larger than"):
+        f.fetch(path.as_uri())
+
+
+def test_shared_client_serves_a_thread_pool(feed_server: FeedServer) -> None:
+    for n in range(8):
+        feed_server.route(f"/feed{n}.xml", FEED + str(n).encode())
+
+    with fetcher() as f, ThreadPoolExecutor(max_workers=4) as pool:
+        bodies = list(pool.map(lambda n: f.fetch(feed_server.url(f"/feed{n}.xml")).body, range(8)))
+
+    assert bodies == [FEED + str(n).encode() for n in range(8)]
+
+
+def test_transport_is_injectable() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=FEED, headers={"ETag": '"t"'})
+
+    with Fetcher(FetchSettings(), transport=httpx.MockTransport(answer)) as f:
+        result = f.fetch("https://feeds.example.org/feed.xml")
+
+    assert (result.body, result.etag) == (FEED, '"t"')
