@@ -1,0 +1,150 @@
+"""The command line, in process (click's runner) on real files and a real SQLite database."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import DATA, REPO
+
+from monitor.cli import main
+
+COMMANDS = [
+    ["run"], ["poll"], ["check-config"], ["match"], ["log"], ["watchlist"],
+    ["watchlist", "extract"], ["db"], ["db", "upgrade"],
+]  # fmt: skip
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(tmp_path)  # the built-in default writes ./monitor.db
+    monkeypatch.delenv("MONITOR_CONFIG", raising=False)
+    return CliRunner()
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help(cli: CliRunner, command: list[str]) -> None:
+    result = cli.invoke(main, [*command, "--help"], prog_name="monitor")
+    assert result.exit_code == 0, result.output
+    assert "Usage: monitor" in result.output
+
+
+def test_poll_on_the_built_in_default_alerts_on_the_seed_corpus(cli: CliRunner) -> None:
+    result = cli.invoke(main, ["--log-level", "WARNING", "poll"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("ALERT [us-china-principals]") == 5
+    assert "ALERT [us-china-flashpoints]" in result.stdout
+    assert "**Antony Blinken**" in result.stdout or "**Blinken**" in result.stdout
+    assert "seed-corpus: ok, 5 items, 5 new" in result.stderr
+    again = cli.invoke(main, ["--log-level", "WARNING", "poll"])
+    assert again.exit_code == 0 and "ALERT" not in again.stdout
+
+    alerts = cli.invoke(main, ["log", "alerts", "--format", "json"])
+    records = [json.loads(line) for line in alerts.stdout.splitlines()]
+    assert len(records) >= 5
+    assert all(d["status"] == "sent" for r in records for d in r["deliveries"])
+    table = cli.invoke(main, ["log", "articles", "--actor", "wang-wentao"])
+    assert table.exit_code == 0
+    assert len(table.stdout.splitlines()) == 2  # header and the one article naming him
+    assert "no articles match" in cli.invoke(main, ["log", "articles", "--topic", "nope"]).stdout
+    recent = cli.invoke(main, ["log", "alerts", "--since", "1h", "--rule", "us-china-flashpoints"])
+    assert recent.exit_code == 0 and "us-china-flashpoints" in recent.stdout
+    bad = cli.invoke(main, ["log", "alerts", "--since", "yesterday"])
+    assert bad.exit_code == 2 and "is not a duration" in bad.output
+
+
+def test_check_config_lists_every_problem(cli: CliRunner, tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        "[[sources]]\nname = 'a'\nurl = 'https://example.org/feed'\ninterval = '10 min'\n"
+        "[[channels]]\nname = 'team'\nurl = '${TEAM_WEBHOOK}'\n"
+    )
+    result = cli.invoke(main, ["check-config", "-c", str(config)])
+    assert result.exit_code == 1
+    assert f"{config}: sources[0].interval: '10 min' is not a duration" in result.output
+    assert f"{config}: channels[0].url: environment variable TEAM_WEBHOOK is not set" in result.output
+
+
+def test_check_config_names_bad_rules(cli: CliRunner, tmp_path: Path) -> None:
+    config = tmp_path / "rules.toml"
+    config.write_text(
+        "[[channels]]\nname = 'out'\nkind = 'console'\n"
+        "[[rules]]\nname = 'typo'\nquery = 'actor:antony-blinkn OR topic:taiwan'\nchannels = ['out']\n"
+    )
+    result = cli.invoke(main, ["check-config", "-c", str(config)])
+    assert result.exit_code == 1
+    assert "rules[0] (typo).query: unknown actor id 'antony-blinkn'" in result.output
+    assert "at position 6" in result.output
+
+
+def test_check_config_accepts_the_example(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7")
+    monkeypatch.setenv("ALERT_EMAIL_URL", "mailtos://user:pass@example.org?to=desk@example.org")
+    result = cli.invoke(main, ["check-config", "-c", str(REPO / "config.example.toml")])
+    assert result.exit_code == 0, result.output
+    assert "OK" in result.output
+
+
+def test_config_from_the_environment(cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "env.toml"
+    config.write_text("[daemon]\nconcurrency = 'many'\n")
+    monkeypatch.setenv("MONITOR_CONFIG", str(config))
+    result = cli.invoke(main, ["check-config"])
+    assert result.exit_code == 1 and "daemon.concurrency" in result.output
+
+
+def test_match_json(cli: CliRunner) -> None:
+    files = [str(DATA / "articles" / "pos01.json"), str(DATA / "articles" / "near04.json")]
+    result = cli.invoke(main, ["match", "--format", "json", *files])
+    assert result.exit_code == 0, result.output
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["file"] == files[0]
+    assert {"antony-blinken", "wang-yi"} <= set(first["actors"])
+    assert "spy-balloon" in first["topics"]
+    assert first["rules"] == ["us-china-principals", "us-china-flashpoints"]
+    text = json.loads((DATA / "articles" / "pos01.json").read_text())["text"]
+    wang = [m for m in first["mentions"] if m["id"] == "wang-yi" and m["field"] == "text"]
+    assert [text[m["start"] : m["end"]] for m in wang] == [m["text"] for m in wang]
+    assert "Wang Yi" in [m["text"] for m in wang]
+    assert second["rules"] == [] and "wang-yi" not in second["actors"]
+
+
+def test_match_text_explains(cli: CliRunner, tmp_path: Path) -> None:
+    doc = tmp_path / "note.txt"
+    doc.write_text("Biden, Xi to meet\nThe two leaders will meet at APEC in San Francisco.\n")
+    result = cli.invoke(main, ["match", str(doc)])
+    assert result.exit_code == 0, result.output
+    assert "actor xi-jinping: 'Xi' in title [7:9]" in result.stdout
+    assert "rules:  us-china-principals" in result.stdout
+
+
+def test_match_reports_a_bad_file(cli: CliRunner, tmp_path: Path) -> None:
+    doc = tmp_path / "bad.json"
+    doc.write_text("[1, 2]")
+    result = cli.invoke(main, ["match", str(doc)])
+    assert result.exit_code == 1 and "bad.json" in result.output
+
+
+def test_watchlist_extract_proposes_from_the_corpus(cli: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "proposed.toml"
+    result = cli.invoke(main, ["watchlist", "extract", str(REPO / "seeds" / "corpus"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    proposal = tomllib.loads(out.read_text())
+    names = {a["name"] for a in proposal["actors"]}
+    assert {"Antony Blinken", "Wang Yi", "Xi Jinping", "Jake Sullivan", "Qin Gang"} <= names
+    assert proposal["topics"]
+
+
+def test_db_upgrade_creates_the_tables(cli: CliRunner, tmp_path: Path) -> None:
+    config = tmp_path / "db.toml"
+    config.write_text(f"[database]\nurl = 'sqlite:///{tmp_path / 'x.db'}'\n")
+    result = cli.invoke(main, ["db", "upgrade", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "x.db") as conn:
+        tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+    assert {"sources", "fetches", "articles", "mentions", "matches", "alerts", "deliveries"} <= tables

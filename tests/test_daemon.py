@@ -1,0 +1,137 @@
+"""The real daemon as a subprocess: it alerts within one poll interval of an item appearing,
+and exits cleanly on SIGTERM (at once on a second signal)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import article_item, rss
+from endpoints import WebhookEndpoint
+from feedserver import FeedServer
+
+RSS_TYPE = {"Content-Type": "application/rss+xml"}
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.fixture
+def daemon_config(tmp_path: Path, feed_server: FeedServer, webhook: WebhookEndpoint) -> Path:
+    config = tmp_path / "monitor.toml"
+    config.write_text(f"""
+[database]
+url = "sqlite:///{tmp_path / 'monitor.db'}"
+
+[fetch]
+deadline = "3s"
+
+[daemon]
+tick = "1s"
+delivery_tick = "1s"
+
+[[sources]]
+name = "world"
+url = "{feed_server.url('/world.xml')}"
+interval = "1s"
+
+[[channels]]
+name = "hook"
+url = "json://127.0.0.1:{webhook.port}/alerts"
+
+[[channels]]
+name = "console"
+kind = "console"
+
+[[rules]]
+name = "principals"
+query = "actor:antony-blinken OR actor:xi-jinping"
+channels = ["hook", "console"]
+""")
+    return config
+
+
+@pytest.fixture
+def start_daemon(daemon_config: Path, tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start() -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "-c", str(daemon_config)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+
+
+def test_daemon_alerts_within_one_interval_and_stops_on_sigterm(
+    start_daemon: Callable[[], subprocess.Popen[str]],
+    feed_server: FeedServer,
+    webhook: WebhookEndpoint,
+) -> None:
+    feed_server.route("/world.xml", rss([article_item("neg01.json")]), headers=RSS_TYPE)
+    daemon = start_daemon()
+    assert wait_for(lambda: feed_server.hits["/world.xml"] >= 2, timeout=20), "never polled"
+    assert webhook.received == []  # the first poll alerts nothing
+
+    feed_server.route("/world.xml", rss([article_item("pos01.json"), article_item("neg01.json")]),
+                      headers=RSS_TYPE)  # fmt: skip
+    appeared = time.monotonic()
+    assert wait_for(lambda: len(webhook.received) == 1, timeout=15), "no alert arrived"
+    latency = time.monotonic() - appeared
+    assert latency < 1 + 2 + 2  # interval + tick + delivery tick
+    assert "Blinken meets with China" in json.dumps(webhook.received[0])
+
+    daemon.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    out, err = daemon.communicate(timeout=10)
+    assert daemon.returncode == 0, err
+    assert time.monotonic() - stopped < 5
+    assert "ALERT [principals] Blinken meets with China" in out
+    assert "daemon stopped" in err
+    assert len(webhook.received) == 1  # exactly once
+
+
+def test_sigterm_finishes_the_fetch_in_flight_and_a_second_signal_exits_at_once(
+    start_daemon: Callable[[], subprocess.Popen[str]], feed_server: FeedServer
+) -> None:
+    body = rss([article_item("neg01.json")])
+    feed_server.route("/world.xml", body, headers=RSS_TYPE, delay_per_byte=0.01)  # ~5 s
+    daemon = start_daemon()
+    assert wait_for(lambda: feed_server.hits["/world.xml"] >= 1, timeout=20)
+    daemon.send_signal(signal.SIGTERM)  # mid-fetch: the fetch ends at its 3 s deadline
+    daemon.communicate(timeout=10)
+    assert daemon.returncode == 0
+
+    daemon = start_daemon()
+    assert wait_for(lambda: feed_server.hits["/world.xml"] >= 2, timeout=20)
+    daemon.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    daemon.send_signal(signal.SIGTERM)
+    forced = time.monotonic()
+    daemon.communicate(timeout=10)
+    assert daemon.returncode == 130
+    assert time.monotonic() - forced < 2
