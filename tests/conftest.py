@@ -82,6 +82,8 @@ POSTGRES_URL = os.environ.get(
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """An empty schema on the PostgreSQL server, dropped afterwards."""
+    if os.environ.get("MONITOR_POSTGRES_UNAVAILABLE"):
+        pytest.skip(os.environ["MONITOR_POSTGRES_UNAVAILABLE"])
     try:
         engine = create_engine(POSTGRES_URL)
         with engine.connect() as conn:

@@ -1,0 +1,113 @@
+"""The store on a real SQLite file and on PostgreSQL: migrations agree with the models, SQLite
+is set up for a daemon, and writing is idempotent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from monitor.config import SourceConfig
+from monitor.messages import build_message
+from monitor.models import AlertPlan, Article, FetchOutcome, Mention, NewArticle
+from monitor.store import LogFilter, Store
+from monitor.tables import Base
+
+NOW = datetime(2023, 6, 18, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    url = (f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite"
+           else str(request.getfixturevalue("postgres_url")))  # fmt: skip
+    store = Store.open(url)
+    store.upgrade()
+    request.addfinalizer(store.close)
+    return store
+
+
+def test_migrations_agree_with_the_models(store: Store) -> None:
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_upgrade_twice_changes_nothing(store: Store) -> None:
+    store.upgrade()
+    assert store.counts()["sources"] == 0
+
+
+def test_sqlite_is_set_up_for_a_daemon(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'x.db'}")
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+    store.close()
+
+
+def new_article(key: str = "guid:1") -> NewArticle:
+    article = Article(title="Blinken meets Wang Yi", text="Antony Blinken met Wang Yi.",
+                      url="https://example.org/a", source="news", published=NOW)  # fmt: skip
+    mentions = (
+        Mention("actor", "antony-blinken", "text", 0, 14, "Antony Blinken", "Antony Blinken"),
+        Mention("actor", "wang-yi", "text", 19, 26, "Wang Yi", "Wang Yi"),
+    )
+    names = {("actor", "antony-blinken"): "Antony Blinken", ("actor", "wang-yi"): "Wang Yi"}
+    message = build_message("principals", article, mentions, mentions, names)
+    plans = (
+        AlertPlan("principals", ("slack", "email"), message, mentions),
+        AlertPlan("quiet", ("slack",), message, mentions, suppressed="backfill"),
+    )
+    return NewArticle(key, article, mentions, plans)
+
+
+def test_saving_a_poll_is_idempotent(store: Store) -> None:
+    store.sync_sources([SourceConfig(name="news", url="https://example.org/feed")], NOW)
+    state = store.source_state("news")
+    outcome = FetchOutcome(NOW, "ok", 5, NOW + timedelta(minutes=15), 200, items=1, etag='"a"')
+    assert store.save_poll(state, outcome, [new_article()]) == 1
+    assert store.save_poll(state, outcome, [new_article()]) == 0
+    counts = store.counts()
+    assert counts | {"sources": 1} == {"sources": 1, "fetches": 2, "articles": 1, "mentions": 2,
+                                        "matches": 2, "alerts": 1, "deliveries": 2}  # fmt: skip
+    assert store.known_keys(state.id, ["guid:1", "guid:2"]) == {"guid:1"}
+    state = store.source_state("news")
+    assert state.etag == '"a"' and state.last_success_at == NOW and not state.first_poll
+    [record] = store.articles(LogFilter(actor="wang-yi"))
+    assert record.rules == ("principals", "quiet") and record.published == NOW
+
+
+def test_the_outbox(store: Store) -> None:
+    store.sync_sources([SourceConfig(name="news", url="https://example.org/feed")], NOW)
+    state = store.source_state("news")
+    outcome = FetchOutcome(NOW, "ok", 5, NOW + timedelta(minutes=15))
+    store.save_poll(state, outcome, [new_article()])
+    due = store.due_deliveries(NOW)
+    assert [d.channel for d in due] == ["slack", "email"]
+    assert due[0].message.actors == ("Antony Blinken", "Wang Yi")
+    store.mark_failed(due[0].id, "503 from Slack", NOW + timedelta(minutes=1))
+    store.mark_sent(due[1].id, NOW)
+    assert store.due_deliveries(NOW) == []
+    [retry] = store.due_deliveries(NOW + timedelta(minutes=1))
+    assert retry.channel == "slack" and retry.attempts == 1
+    [alert] = store.alerts(LogFilter())
+    assert {(d.channel, d.status, d.last_error) for d in alert.deliveries} == {
+        ("slack", "pending", "503 from Slack"), ("email", "sent", None)}  # fmt: skip
+
+
+def test_a_failed_poll_counts_errors_and_keeps_validators(store: Store) -> None:
+    store.sync_sources([SourceConfig(name="news", url="https://example.org/feed")], NOW)
+    ok = FetchOutcome(NOW, "ok", 5, NOW, 200, etag='"a"', last_modified="Sun, 18 Jun 2023")
+    store.save_poll(store.source_state("news"), ok, [])
+    failed = FetchOutcome(NOW, "error", 5, NOW + timedelta(hours=1), 500, error="HTTP 500")
+    store.save_poll(store.source_state("news"), failed, [])
+    store.save_poll(store.source_state("news"), failed, [])
+    state = store.source_state("news")
+    assert (state.error_count, state.last_error, state.etag) == (2, "HTTP 500", '"a"')
+    assert store.due_sources(["news"], NOW) == []
+    assert store.due_sources(["news"], NOW + timedelta(hours=1)) == ["news"]
