@@ -42,7 +42,9 @@ class ConsoleChannel:
         rule = "=" * 78
         with self._lock:
             try:
-                stream.write(f"\n{rule}\nALERT {subject(message)}\n{render_text(message)}\n{rule}\n")
+                stream.write(
+                    f"\n{rule}\nALERT {subject(message)}\n{render_text(message)}\n{rule}\n"
+                )
                 stream.flush()
             except (OSError, ValueError) as exc:
                 raise DeliveryError(f"cannot write to the console: {exc}") from exc
@@ -62,11 +64,14 @@ class AppriseChannel:
 
     def send(self, message: AlertMessage) -> None:
         title, body, body_format = self._render(message)
-        with apprise.LogCapture(level=logging.DEBUG) as captured:
+        with apprise.LogCapture(level=logging.DEBUG) as captured:  # type: ignore[no-untyped-call]
             ok = self._apprise.notify(body=body, title=title, body_format=body_format)
         if not ok:
-            lines = [line.split(" - ", 2)[-1] for line in str(captured.getvalue()).splitlines()
-                     if " - WARNING - " in line or " - ERROR - " in line or "Exception" in line]
+            lines = [
+                line.split(" - ", 2)[-1]
+                for line in str(captured.getvalue()).splitlines()
+                if " - WARNING - " in line or " - ERROR - " in line or "Exception" in line
+            ]
             detail = "; ".join(lines)[-500:] or "no detail given"
             raise DeliveryError(f"{self.service or self._schema} refused the message: {detail}")
 

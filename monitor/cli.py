@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from monitor import __version__
-from monitor.config import Config, locate_config, load_config
+from monitor.config import Config, load_config, locate_config
 from monitor.daemon import Daemon
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, MonitorError, ParseError
@@ -47,9 +48,13 @@ def config_option(func: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="monitor")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-              help="How much the daemon logs to standard error.")  # fmt: skip
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="How much the daemon logs to standard error.",
+)
 def main(log_level: str) -> None:
     """monitor: poll news sources, match tracked actors and topics, alert through channels."""
     logging.basicConfig(
@@ -76,8 +81,11 @@ def _errors() -> Iterator[None]:
 def _config(config_path: Path | None) -> Config:
     path = locate_config(config_path)
     if path is None:
-        click.echo("monitor: no config given; using the built-in default "
-                   "(seed corpus, seeded watchlist, console alerts)", err=True)  # fmt: skip
+        click.echo(
+            "monitor: no config given; using the built-in default "
+            "(seed corpus, seeded watchlist, console alerts)",
+            err=True,
+        )
     return load_config(path)
 
 
@@ -93,9 +101,13 @@ def _pipeline(runtime: Runtime) -> Pipeline:
     store = Store.open(runtime.config.database.url)
     store.upgrade()
     fetch = runtime.config.fetch
-    settings = FetchSettings(timeout=fetch.timeout.total_seconds(),
-                             deadline=fetch.deadline.total_seconds(), max_bytes=fetch.max_bytes,
-                             **({"user_agent": fetch.user_agent} if fetch.user_agent else {}))  # fmt: skip
+    settings = FetchSettings(
+        timeout=fetch.timeout.total_seconds(),
+        deadline=fetch.deadline.total_seconds(),
+        max_bytes=fetch.max_bytes,
+    )
+    if fetch.user_agent:
+        settings = replace(settings, user_agent=fetch.user_agent)
     return Pipeline(runtime, store, Fetcher(settings))
 
 
@@ -133,10 +145,13 @@ def poll(config_path: Path | None) -> None:
             pipeline.store.close()
     for r in reports:
         detail = f" error: {r.error}" if r.error else ""
-        click.echo(f"{r.source}: {r.status}, {r.items} items, {r.new} new, {r.alerts} alerts{detail}",
-                   err=True)  # fmt: skip
-    click.echo(f"deliveries: {delivered.sent} sent, {delivered.failed} failed (will be retried)",
-               err=True)  # fmt: skip
+        click.echo(
+            f"{r.source}: {r.status}, {r.items} items, {r.new} new, {r.alerts} alerts{detail}",
+            err=True,
+        )
+    click.echo(
+        f"deliveries: {delivered.sent} sent, {delivered.failed} failed (will be retried)", err=True
+    )
 
 
 @main.command("check-config")
@@ -146,16 +161,19 @@ def check_config(config_path: Path | None) -> None:
     with _errors():
         runtime = _runtime(config_path)
     c = runtime.config
-    click.echo(f"{c.origin}: OK — {len(c.sources)} sources, {len(c.channels)} channels, "
-               f"{len(c.rules)} rules, {len(runtime.watchlist.actors)} actors, "
-               f"{len(runtime.watchlist.topics)} topics")  # fmt: skip
+    click.echo(
+        f"{c.origin}: OK — {len(c.sources)} sources, {len(c.channels)} channels, "
+        f"{len(c.rules)} rules, {len(runtime.watchlist.actors)} actors, "
+        f"{len(runtime.watchlist.topics)} topics"
+    )
 
 
 @main.command()
 @config_option
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)  # fmt: skip
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 def match(config_path: Path | None, files: Sequence[Path], fmt: str) -> None:
     """Show which actors, topics and rules an article would hit, and why.
 
@@ -169,31 +187,70 @@ def match(config_path: Path | None, files: Sequence[Path], fmt: str) -> None:
             article = read_document(path, source="")
             mentions = matcher.find(article)
             result = MatchResult(mentions, runtime.rules.evaluate(article, mentions))
-            click.echo(_match_json(path, result) if fmt == "json" else _match_text(path, article, result, runtime))
+            click.echo(
+                _match_json(path, result)
+                if fmt == "json"
+                else _match_text(path, article, result, runtime)
+            )
 
 
 def _match_json(path: Path, result: MatchResult) -> str:
-    mentions = [{"kind": m.kind, "id": m.id, "field": m.field, "start": m.start, "end": m.end,
-                 "text": m.text, "alias": m.alias} for m in result.mentions]  # fmt: skip
-    evidence = {h.rule: [{"kind": m.kind, "id": m.id, "field": m.field, "start": m.start,
-                          "end": m.end, "text": m.text} for m in h.mentions]
-                for h in result.rule_hits}  # fmt: skip
-    return json.dumps({"file": str(path), "actors": list(result.actors),
-                       "topics": list(result.topics), "rules": list(result.rules),
-                       "mentions": mentions, "evidence": evidence}, ensure_ascii=False)  # fmt: skip
+    mentions = [
+        {
+            "kind": m.kind,
+            "id": m.id,
+            "field": m.field,
+            "start": m.start,
+            "end": m.end,
+            "text": m.text,
+            "alias": m.alias,
+        }
+        for m in result.mentions
+    ]
+    evidence = {
+        h.rule: [
+            {
+                "kind": m.kind,
+                "id": m.id,
+                "field": m.field,
+                "start": m.start,
+                "end": m.end,
+                "text": m.text,
+            }
+            for m in h.mentions
+        ]
+        for h in result.rule_hits
+    }
+    return json.dumps(
+        {
+            "file": str(path),
+            "actors": list(result.actors),
+            "topics": list(result.topics),
+            "rules": list(result.rules),
+            "mentions": mentions,
+            "evidence": evidence,
+        },
+        ensure_ascii=False,
+    )
 
 
 def _match_text(path: Path, article: Article, result: MatchResult, runtime: Runtime) -> str:
     wl = runtime.watchlist
     lines = [f"{path}: {article.title[:100]}"]
-    lines.append("  actors: " + (", ".join(f"{wl.display_name('actor', a)} ({a})"
-                                           for a in result.actors) or "none"))  # fmt: skip
-    lines.append("  topics: " + (", ".join(f"{wl.display_name('topic', t)} ({t})"
-                                           for t in result.topics) or "none"))  # fmt: skip
+    lines.append(
+        "  actors: "
+        + (", ".join(f"{wl.display_name('actor', a)} ({a})" for a in result.actors) or "none")
+    )
+    lines.append(
+        "  topics: "
+        + (", ".join(f"{wl.display_name('topic', t)} ({t})" for t in result.topics) or "none")
+    )
     lines.append("  rules:  " + (", ".join(result.rules) or "none"))
     for m in result.mentions:
-        lines.append(f"    {m.kind} {m.id}: {m.text!r} in {m.field} [{m.start}:{m.end}]"
-                     + (f" (as {m.alias!r})" if m.alias != m.text else ""))  # fmt: skip
+        lines.append(
+            f"    {m.kind} {m.id}: {m.text!r} in {m.field} [{m.start}:{m.end}]"
+            + (f" (as {m.alias!r})" if m.alias != m.text else "")
+        )
     return "\n".join(lines)
 
 
@@ -206,10 +263,22 @@ def _match_text(path: Path, article: Article, result: MatchResult, runtime: Runt
 @click.option("--source", help="Only those from this source.")
 @click.option("--since", help="Only the recent ones, e.g. 2d, 12h, 30m.")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="A readable table, or JSON lines.")  # fmt: skip
-def log_command(config_path: Path | None, what: str, fmt: str, since: str | None,
-                limit: int, **filters: str | None) -> None:  # fmt: skip
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="A readable table, or JSON lines.",
+)
+def log_command(
+    config_path: Path | None,
+    what: str,
+    fmt: str,
+    since: str | None,
+    limit: int,
+    **filters: str | None,
+) -> None:
     """Review recent articles or alerts from the log."""
     try:
         since_at = utc_now() - parse_duration(since) if since else None
@@ -231,8 +300,6 @@ def log_command(config_path: Path | None, what: str, fmt: str, since: str | None
 
 
 def _record_json(record: ArticleRecord | AlertRecord) -> dict[str, Any]:
-    from dataclasses import asdict
-
     def plain(value: Any) -> Any:
         if isinstance(value, datetime):
             return value.isoformat()
@@ -249,8 +316,11 @@ def _table(records: Sequence[ArticleRecord | AlertRecord], what: str) -> str:
     if not records:
         return f"no {what} match"
     rows = [_row(r) for r in records]
-    headers = (["id", "fetched", "source", "title", "actors", "topics", "rules"] if what == "articles"
-               else ["id", "created", "rule", "source", "title", "deliveries"])  # fmt: skip
+    headers = (
+        ["id", "fetched", "source", "title", "actors", "topics", "rules"]
+        if what == "articles"
+        else ["id", "created", "rule", "source", "title", "deliveries"]
+    )
     widths = [min(max(len(h), *(len(r[i]) for r in rows)), 50) for i, h in enumerate(headers)]
     fmt_row = "  ".join(f"{{:{w}.{w}}}" for w in widths)
     return "\n".join([fmt_row.format(*headers), *(fmt_row.format(*r) for r in rows)])
@@ -258,13 +328,27 @@ def _table(records: Sequence[ArticleRecord | AlertRecord], what: str) -> str:
 
 def _row(record: ArticleRecord | AlertRecord) -> list[str]:
     if isinstance(record, ArticleRecord):
-        return [str(record.id), f"{record.fetched_at:%Y-%m-%d %H:%M}", record.source,
-                record.title.replace("\n", " "), ",".join(record.actors), ",".join(record.topics),
-                ",".join(record.rules)]  # fmt: skip
-    deliveries = " ".join(f"{d.channel}:{d.status}" + (f"({d.attempts})" if d.status != "sent" else "")
-                          for d in record.deliveries)  # fmt: skip
-    return [str(record.id), f"{record.created_at:%Y-%m-%d %H:%M}", record.rule, record.source,
-            record.title.replace("\n", " "), deliveries or "-"]  # fmt: skip
+        return [
+            str(record.id),
+            f"{record.fetched_at:%Y-%m-%d %H:%M}",
+            record.source,
+            record.title.replace("\n", " "),
+            ",".join(record.actors),
+            ",".join(record.topics),
+            ",".join(record.rules),
+        ]
+    deliveries = " ".join(
+        f"{d.channel}:{d.status}" + (f"({d.attempts})" if d.status != "sent" else "")
+        for d in record.deliveries
+    )
+    return [
+        str(record.id),
+        f"{record.created_at:%Y-%m-%d %H:%M}",
+        record.rule,
+        record.source,
+        record.title.replace("\n", " "),
+        deliveries or "-",
+    ]
 
 
 @main.group()
@@ -273,12 +357,22 @@ def watchlist() -> None:
 
 
 @watchlist.command("extract")
-@click.argument("dirs", nargs=-1, required=True,
-                type=click.Path(path_type=Path, file_okay=False, exists=True))  # fmt: skip
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the TOML here instead of standard output.")  # fmt: skip
-@click.option("--min-mentions", type=click.IntRange(1), default=1, show_default=True,
-              help="Leave out what is seen fewer times than this.")  # fmt: skip
+@click.argument(
+    "dirs", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False, exists=True)
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the TOML here instead of standard output.",
+)
+@click.option(
+    "--min-mentions",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Leave out what is seen fewer times than this.",
+)
 def extract(dirs: Sequence[Path], output: Path | None, min_mentions: int) -> None:
     """Propose actors (with aliases) and topics from folders of documents, as editable TOML."""
     texts = []
@@ -291,11 +385,15 @@ def extract(dirs: Sequence[Path], output: Path | None, min_mentions: int) -> Non
                 continue
             texts.append(f"{document.title}\n\n{document.summary}\n\n{document.text}")
     if not texts:
-        raise click.ClickException("no .txt, .md or .json documents found in " + ", ".join(map(str, dirs)))
+        raise click.ClickException(
+            "no .txt, .md or .json documents found in " + ", ".join(map(str, dirs))
+        )
     toml = render_toml(propose_watchlist(texts, min_mentions=min_mentions))
     if output:
         output.write_text(toml, encoding="utf-8")
-        click.echo(f"monitor: wrote a proposed watchlist from {len(texts)} documents to {output}", err=True)
+        click.echo(
+            f"monitor: wrote a proposed watchlist from {len(texts)} documents to {output}", err=True
+        )
     else:
         click.echo(toml, nl=False)
 

@@ -48,7 +48,7 @@ def _duration(value: object) -> object:
             return BACKFILL_ALL
         return parse_duration(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        raise ValueError(f"write durations with a unit, e.g. \"{value}s\" or \"{value}m\"")
+        raise ValueError(f'write durations with a unit, e.g. "{value}s" or "{value}m"')
     return value
 
 
@@ -70,7 +70,9 @@ class WatchlistConfig(_Section):
 class FetchConfig(_Section):
     timeout: Duration = timedelta(seconds=10)  # connect and per-read timeout
     deadline: Duration = timedelta(seconds=30)  # whole fetch, however slowly the server drips
-    max_bytes: StrictInt = Field(default=10 * 1024 * 1024, gt=0)  # body cap, counted while streaming
+    max_bytes: StrictInt = Field(
+        default=10 * 1024 * 1024, gt=0
+    )  # body cap, counted while streaming
     user_agent: str | None = None  # None: "monitor/<version> (+project URL)"
 
 
@@ -87,7 +89,9 @@ class SourceConfig(_Section):
     path: Path | None = None  # folder of .txt, .md and .json documents
     interval: Duration = timedelta(minutes=15)
     enabled: StrictBool = True
-    backfill: Duration = timedelta(0)  # first poll alerts only on items this recent ("all": every item)
+    backfill: Duration = timedelta(
+        0
+    )  # first poll alerts only on items this recent ("all": every item)
 
     @field_validator("url")
     @classmethod
@@ -148,7 +152,7 @@ class Config(_Section):
 
 
 def locate_config(explicit: Path | None, environ: Mapping[str, str] = os.environ) -> Path | None:
-    """``-c/--config``, then ``$MONITOR_CONFIG``, then ``./monitor.toml``; None: built-in default."""
+    """``-c/--config``, then ``$MONITOR_CONFIG``, then ``./monitor.toml``; None: the default."""
     if explicit is not None:
         return explicit
     if environ.get(CONFIG_ENV_VAR):
@@ -165,7 +169,9 @@ def load_config(path: Path | None, environ: Mapping[str, str] = os.environ) -> C
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([Problem(str(path), f"cannot read the config file: {exc.strerror}")]) from exc
+        raise ConfigError(
+            [Problem(str(path), f"cannot read the config file: {exc.strerror}")]
+        ) from exc
     return parse_config(text, origin=str(path), base_dir=path.parent, environ=environ)
 
 
@@ -207,11 +213,13 @@ def _substitute_env(
         return _ENV_REFERENCE.sub(replace, value)
     if isinstance(value, dict):
         return {
-            k: _substitute_env(v, environ, origin, _join(key, k), problems) for k, v in value.items()
+            k: _substitute_env(v, environ, origin, _join(key, k), problems)
+            for k, v in value.items()
         }
     if isinstance(value, list):
         return [
-            _substitute_env(v, environ, origin, f"{key}[{i}]", problems) for i, v in enumerate(value)
+            _substitute_env(v, environ, origin, f"{key}[{i}]", problems)
+            for i, v in enumerate(value)
         ]
     return value
 

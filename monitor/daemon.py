@@ -36,20 +36,32 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
-        self._scheduler.add_job(self._poll, "interval", seconds=daemon.tick.total_seconds(),
-                                id="poll", next_run_time=utc_now())  # fmt: skip
-        self._scheduler.add_job(self._deliver, "interval",
-                                seconds=daemon.delivery_tick.total_seconds(), id="deliver",
-                                next_run_time=utc_now())  # fmt: skip
+        self._scheduler.add_job(
+            self._poll,
+            "interval",
+            seconds=daemon.tick.total_seconds(),
+            id="poll",
+            next_run_time=utc_now(),
+        )
+        self._scheduler.add_job(
+            self._deliver,
+            "interval",
+            seconds=daemon.delivery_tick.total_seconds(),
+            id="deliver",
+            next_run_time=utc_now(),
+        )
 
     def run(self) -> None:
         """Run until a signal (or ``request_stop``); returns once in-flight work is done."""
         self.pipeline.prepare()
         self._install_signal_handlers()
         self._scheduler.start()
-        log.info("daemon started sources=%d rules=%d channels=%d",
-                 len(self.pipeline.runtime.config.sources), len(self.pipeline.runtime.rules.rules),
-                 len(self.pipeline.runtime.channels))  # fmt: skip
+        log.info(
+            "daemon started sources=%d rules=%d channels=%d",
+            len(self.pipeline.runtime.config.sources),
+            len(self.pipeline.runtime.rules.rules),
+            len(self.pipeline.runtime.channels),
+        )
         self.stop.wait()
         log.info("stopping: finishing work in flight")
         self._scheduler.shutdown(wait=True)

@@ -1,4 +1,4 @@
-"""Durations as users write them: ``30s``, ``15m``, ``2h``, ``1d``, ``1w``, or combined ``1h30m``."""
+"""Durations as users write them: ``30s``, ``15m``, ``2h``, ``1d``, ``1w``, or ``1h30m``."""
 
 from __future__ import annotations
 

@@ -67,8 +67,10 @@ def ends_word(text: str, end: int) -> bool:
     after = text[end]
     if after == "'":  # "Blinken's" and "Davis'" end the name; "Xi'an" does not
         rest = text[end + 1 : end + 3]
-        return not rest[:1] or not is_word_char(rest[0]) or (
-            rest[0] == "s" and (len(rest) == 1 or not is_word_char(rest[1]))
+        return (
+            not rest[:1]
+            or not is_word_char(rest[0])
+            or (rest[0] == "s" and (len(rest) == 1 or not is_word_char(rest[1])))
         )
     return not is_word_char(after) or not is_word_char(text[end - 1])
 
@@ -152,10 +154,16 @@ def _confirmed_weak(hit: _Hit, forms: tuple[_Form, ...], strong: _Positions) -> 
     """The entity a weak hit belongs to: the one named in full most recently before it, else
     the first named in full anywhere, else one confirmed by another actor in the same field."""
     here = _position(hit)
-    named = [(f, strong[(f.entity.kind, f.entity.id)]) for f in forms
-             if (f.entity.kind, f.entity.id) in strong]
-    before = [(max(p for p in places if p < here), f) for f, places in named
-              if any(p < here for p in places)]
+    named = [
+        (f, strong[(f.entity.kind, f.entity.id)])
+        for f in forms
+        if (f.entity.kind, f.entity.id) in strong
+    ]
+    before = [
+        (max(p for p in places if p < here), f)
+        for f, places in named
+        if any(p < here for p in places)
+    ]
     if before:
         return max(before, key=lambda pair: pair[0])[1]
     if named:

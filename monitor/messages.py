@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from monitor.models import AlertMessage, Article, Mention
+from monitor.models import AlertMessage, Article, FieldName, Mention
 
 SNIPPET_CHARS = 280  # length of the snippet around the first mention
 
@@ -49,7 +49,9 @@ def build_message(
     )
 
 
-def _names(mentions: Sequence[Mention], kind: str, names: dict[tuple[str, str], str]) -> tuple[str, ...]:
+def _names(
+    mentions: Sequence[Mention], kind: str, names: dict[tuple[str, str], str]
+) -> tuple[str, ...]:
     ids = dict.fromkeys(m.id for m in mentions if m.kind == kind)
     return tuple(names.get((kind, i), i) for i in ids)
 
@@ -57,14 +59,14 @@ def _names(mentions: Sequence[Mention], kind: str, names: dict[tuple[str, str], 
 def _snippet(article: Article, mentions: Sequence[Mention]) -> tuple[str, str, int]:
     """(field, snippet, offset of the snippet in the field): around the first mention in the
     body, else the opening of the body."""
-    for field in ("text", "summary"):
-        text = article.field_text(field)  # type: ignore[arg-type]
+    body_fields: tuple[FieldName, ...] = ("text", "summary")
+    for field in body_fields:
+        text = article.field_text(field)
         first = min((m.start for m in mentions if m.field == field), default=None)
         if first is not None:
             return field, *_window(text, first)
-    field = "text" if article.text else "summary"
-    text = article.field_text(field)  # type: ignore[arg-type]
-    return field, *_window(text, 0)
+    opening: FieldName = "text" if article.text else "summary"
+    return opening, *_window(article.field_text(opening), 0)
 
 
 def _window(text: str, around: int) -> tuple[str, int]:
@@ -170,9 +172,11 @@ def _plain(text: str) -> str:
 def render_html(message: AlertMessage) -> str:
     """HTML for email; every feed string is escaped. Marks: <mark>word</mark>."""
     e = html.escape
-    link = (f'<a href="{e(message.url)}">{e(message.title)}</a>'
-            if message.url and message.url.lower().startswith(("http://", "https://"))
-            else e(message.title))  # fmt: skip
+    link = (
+        f'<a href="{e(message.url)}">{e(message.title)}</a>'
+        if message.url and message.url.lower().startswith(("http://", "https://"))
+        else e(message.title)
+    )
     rows = [
         ("Source", e(message.source)),
         ("Published", e(_published(message))),
@@ -180,7 +184,7 @@ def render_html(message: AlertMessage) -> str:
         ("Actors", e(", ".join(message.actors) or "-")),
         ("Topics", e(", ".join(message.topics) or "-")),
     ]
-    table = "".join(f"<tr><th align=\"left\">{k}</th><td>{v}</td></tr>" for k, v in rows)
+    table = "".join(f'<tr><th align="left">{k}</th><td>{v}</td></tr>' for k, v in rows)
     snippet = _marked(message, lambda s: f"<mark>{s}</mark>", e)
     return f"<p><strong>{link}</strong></p><table>{table}</table><p>{snippet}</p>"
 
@@ -203,10 +207,23 @@ def render_slack(message: AlertMessage) -> str:
 
 # Feed text is shown, never interpreted: these characters could open a mention, a link or
 # markup in Slack, so they are replaced by look-alikes.
-_SLACK_LOOKALIKES = str.maketrans({
-    "<": "‹", ">": "›", "|": "│", "!": "ǃ", "@": "＠", "&": "＆", "*": "∗", "_": "＿",
-    "~": "∼", "`": "ˋ", "[": "［", "]": "］", "#": "＃",
-})  # fmt: skip
+_SLACK_LOOKALIKES = str.maketrans(
+    {
+        "<": "‹",
+        ">": "›",
+        "|": "│",
+        "!": "ǃ",
+        "@": "＠",
+        "&": "＆",
+        "*": "∗",
+        "_": "＿",
+        "~": "∼",
+        "`": "ˋ",
+        "[": "［",
+        "]": "］",
+        "#": "＃",
+    }
+)
 
 
 def _slack_safe(text: str) -> str:

@@ -86,7 +86,9 @@ class Pipeline:
         self.clock = clock
         self.stop = stop or threading.Event()
         self.matcher = Matcher(runtime.watchlist)
-        self._names = {(e.kind, e.id): e.name for e in runtime.watchlist.entities}
+        self._names: dict[tuple[str, str], str] = {
+            (e.kind, e.id): e.name for e in runtime.watchlist.entities
+        }
         self._sources = {s.name: s for s in runtime.config.sources if s.enabled}
 
     # --- polling -------------------------------------------------------------------------
@@ -144,8 +146,14 @@ class Pipeline:
         )
         added = self.store.save_poll(state, outcome, new)
         alerts = sum(1 for item in new for plan in item.alerts if plan.suppressed is None)
-        log.info("polled source=%s status=%s items=%d new=%d alerts=%d",
-                 source.name, fetched.status, outcome.items, added, alerts)  # fmt: skip
+        log.info(
+            "polled source=%s status=%s items=%d new=%d alerts=%d",
+            source.name,
+            fetched.status,
+            outcome.items,
+            added,
+            alerts,
+        )
         return PollReport(source.name, fetched.status, outcome.items, added, alerts)
 
     def _fetch(self, source: SourceConfig, state: SourceState) -> _Fetched:
@@ -158,7 +166,9 @@ class Pipeline:
         headers = {"content-location": result.url, **result.headers}  # resolves relative links
         feed = parse_feed(result.body, headers=headers, source=source.name)
         if feed.warning:
-            log.warning("feed is malformed but usable source=%s error=%s", source.name, feed.warning)
+            log.warning(
+                "feed is malformed but usable source=%s error=%s", source.name, feed.warning
+            )
         keys = article_keys(feed.articles)
         pairs = list(zip(keys, feed.articles, strict=True))
         return _Fetched(pairs, "ok", result.status, result.etag, result.last_modified, feed.warning)
@@ -168,8 +178,9 @@ class Pipeline:
         assert folder is not None
         if not folder.is_dir():
             raise FetchError(f"folder {folder} does not exist")
-        files = sorted(p for p in folder.rglob("*")
-                       if p.suffix.lower() in DOCUMENT_SUFFIXES and p.is_file())  # fmt: skip
+        files = sorted(
+            p for p in folder.rglob("*") if p.suffix.lower() in DOCUMENT_SUFFIXES and p.is_file()
+        )
         keyed = {document_key(p.relative_to(folder).as_posix()): p for p in files}
         known = self.store.known_keys(state.id, list(keyed))
         articles, problems = [], []
@@ -179,7 +190,9 @@ class Pipeline:
             try:
                 articles.append((key, _as_file(read_document(path, source=source.name), path)))
             except ParseError as exc:
-                log.warning("unreadable document source=%s file=%s error=%s", source.name, path, exc)
+                log.warning(
+                    "unreadable document source=%s file=%s error=%s", source.name, path, exc
+                )
                 problems.append(str(exc))
         return _Fetched(articles, warning="; ".join(problems)[:2000] or None, items=len(keyed))
 
@@ -236,8 +249,12 @@ class Pipeline:
             error=error,
         )
         self.store.save_poll(state, outcome, [])
-        log.warning("source failed source=%s error=%s retry_in=%ds",
-                    source.name, error, delay.total_seconds())  # fmt: skip
+        log.warning(
+            "source failed source=%s error=%s retry_in=%ds",
+            source.name,
+            error,
+            delay.total_seconds(),
+        )
         return PollReport(source.name, "error", 0, 0, 0, error)
 
     # --- delivering ----------------------------------------------------------------------
@@ -256,11 +273,19 @@ class Pipeline:
             except DeliveryError as exc:
                 failed += 1
                 blocked.add(delivery.channel)
-                delay = _backoff(self.runtime.config.daemon.retry_base, delivery.attempts + 1,
-                                 MAX_DELIVERY_BACKOFF)  # fmt: skip
+                delay = _backoff(
+                    self.runtime.config.daemon.retry_base,
+                    delivery.attempts + 1,
+                    MAX_DELIVERY_BACKOFF,
+                )
                 self.store.mark_failed(delivery.id, str(exc), self.clock() + delay)
-                log.warning("delivery failed channel=%s alert_id=%d attempt=%d error=%s",
-                            delivery.channel, delivery.alert_id, delivery.attempts + 1, exc)
+                log.warning(
+                    "delivery failed channel=%s alert_id=%d attempt=%d error=%s",
+                    delivery.channel,
+                    delivery.alert_id,
+                    delivery.attempts + 1,
+                    exc,
+                )
                 continue
             self.store.mark_sent(delivery.id, self.clock())
             sent += 1
@@ -287,7 +312,8 @@ def _alerts_on(article: Article, source: SourceConfig, state: SourceState, now: 
 def _backoff(base: timedelta, failures: int, ceiling: timedelta) -> timedelta:
     """base × 2^(failures-1), capped, plus up to 25% jitter so retries do not move in step."""
     delay = min(base * (2 ** min(failures - 1, 20)), max(ceiling, base))
-    return delay * random.uniform(1.0, 1.25)
+    jittered: timedelta = delay * random.uniform(1.0, 1.25)
+    return jittered
 
 
 def _as_file(article: Article, path: Path) -> Article:

@@ -64,9 +64,10 @@ class ArticleView:
 
     def mentions_of(self, kind: str, entity_id: str, scope: str | None) -> Evidence:
         return tuple(
-            m for m in self.mentions
+            m
+            for m in self.mentions
             if m.kind == kind and m.id == entity_id and (scope is None or m.field == scope)
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,10 @@ def compile_query(query: str, watchlist: Watchlist) -> Test:
     except (ParseError, IllegalCharacterError) as exc:
         found = _POSITION.search(str(exc))
         message = str(exc).split(":", 1)[-1].strip().rstrip("!") or "syntax error"
-        raise QueryError(f"syntax error: {message}".replace(" at position", " near position"),
-                         int(found.group(1)) if found else None) from exc
+        raise QueryError(
+            f"syntax error: {message}".replace(" at position", " near position"),
+            int(found.group(1)) if found else None,
+        ) from exc
     except Exception as exc:  # luqum raises bare exceptions for some truncated input
         raise QueryError(f"syntax error: {exc or 'unexpected end of query'}") from exc
     return _Compiler(watchlist).compile(parsed, scope=None)
@@ -170,7 +173,8 @@ class _Compiler:
 
 
 def _term_text(node: tree.Word | tree.Phrase) -> str:
-    return node.value[1:-1] if isinstance(node, tree.Phrase) else node.value
+    value = str(node.value)
+    return value[1:-1] if isinstance(node, tree.Phrase) else value
 
 
 def _words(text: str, scope: str | None) -> Test:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from alembic import command
@@ -165,10 +165,14 @@ class Store:
                 if source.name not in existing:
                     conn.execute(
                         self._insert(SourceRow)
-                        .values(name=source.name, location=source.location, created_at=now,
-                                error_count=0)
+                        .values(
+                            name=source.name,
+                            location=source.location,
+                            created_at=now,
+                            error_count=0,
+                        )
                         .on_conflict_do_nothing()
-                    )  # fmt: skip
+                    )
                 elif existing[source.name] != source.location:
                     conn.execute(
                         update(SourceRow)
@@ -223,8 +227,9 @@ class Store:
     ) -> int:
         """Record a poll and everything it found, in one transaction. Returns articles added."""
         with self._transaction() as conn:
-            added = sum(self._save_article(conn, source.id, item, outcome.started_at)
-                        for item in new)  # fmt: skip
+            added = sum(
+                self._save_article(conn, source.id, item, outcome.started_at) for item in new
+            )
             conn.execute(
                 self._insert(FetchRow).values(
                     source_id=source.id,
@@ -242,7 +247,9 @@ class Store:
             )
         return added
 
-    def _save_article(self, conn: Connection, source_id: int, item: NewArticle, now: datetime) -> int:
+    def _save_article(
+        self, conn: Connection, source_id: int, item: NewArticle, now: datetime
+    ) -> int:
         article = item.article
         article_id = conn.execute(
             self._insert(ArticleRow)
@@ -265,7 +272,9 @@ class Store:
         if article_id is None:  # another poll stored it first
             return 0
         if item.mentions:
-            conn.execute(self._insert(MentionRow), [_mention_row(article_id, m) for m in item.mentions])
+            conn.execute(
+                self._insert(MentionRow), [_mention_row(article_id, m) for m in item.mentions]
+            )
         for plan in item.alerts:
             conn.execute(
                 self._insert(MatchRow)
@@ -283,12 +292,20 @@ class Store:
                 self._queue_alert(conn, article_id, plan.rule, plan.channels, plan.message, now)
         return 1
 
-    def _queue_alert(self, conn: Connection, article_id: int, rule: str,
-                     channels: Sequence[str], message: Any, now: datetime) -> None:
+    def _queue_alert(
+        self,
+        conn: Connection,
+        article_id: int,
+        rule: str,
+        channels: Sequence[str],
+        message: Any,
+        now: datetime,
+    ) -> None:
         alert_id = conn.execute(
             self._insert(AlertRow)
-            .values(article_id=article_id, rule=rule, created_at=now,
-                    message=message_to_json(message))
+            .values(
+                article_id=article_id, rule=rule, created_at=now, message=message_to_json(message)
+            )
             .on_conflict_do_nothing()
             .returning(AlertRow.id)
         ).scalar_one_or_none()
@@ -296,9 +313,13 @@ class Store:
             return
         conn.execute(
             self._insert(DeliveryRow).on_conflict_do_nothing(),
-            [dict(alert_id=alert_id, channel=c, status="pending", attempts=0,
-                  next_attempt_at=now) for c in channels],
-        )  # fmt: skip
+            [
+                dict(
+                    alert_id=alert_id, channel=c, status="pending", attempts=0, next_attempt_at=now
+                )
+                for c in channels
+            ],
+        )
 
     # --- the outbox ----------------------------------------------------------------------
 
@@ -306,14 +327,19 @@ class Store:
         """Pending deliveries whose time has come, oldest alert first."""
         with self._transaction() as conn:
             rows = conn.execute(
-                select(DeliveryRow.id, DeliveryRow.alert_id, DeliveryRow.channel,
-                       DeliveryRow.attempts, AlertRow.message)
+                select(
+                    DeliveryRow.id,
+                    DeliveryRow.alert_id,
+                    DeliveryRow.channel,
+                    DeliveryRow.attempts,
+                    AlertRow.message,
+                )
                 .join(AlertRow, AlertRow.id == DeliveryRow.alert_id)
                 .where(DeliveryRow.status == "pending")
                 .where(DeliveryRow.next_attempt_at <= now)
                 .order_by(DeliveryRow.alert_id, DeliveryRow.id)
                 .limit(limit)
-            ).all()  # fmt: skip
+            ).all()
         return [
             PendingDelivery(r.id, r.alert_id, r.channel, r.attempts, message_from_json(r.message))
             for r in rows
@@ -333,9 +359,12 @@ class Store:
             conn.execute(
                 update(DeliveryRow)
                 .where(DeliveryRow.id == delivery_id)
-                .values(attempts=DeliveryRow.attempts + 1, last_error=error[:2000],
-                        next_attempt_at=retry_at)
-            )  # fmt: skip
+                .values(
+                    attempts=DeliveryRow.attempts + 1,
+                    last_error=error[:2000],
+                    next_attempt_at=retry_at,
+                )
+            )
 
     def next_delivery_at(self) -> datetime | None:
         with self._transaction() as conn:
@@ -348,12 +377,18 @@ class Store:
     def articles(self, filters: LogFilter) -> list[ArticleRecord]:
         """Most recent articles first."""
         query = (
-            select(ArticleRow.id, SourceRow.name, ArticleRow.title, ArticleRow.url,
-                   ArticleRow.published_at, ArticleRow.fetched_at)
+            select(
+                ArticleRow.id,
+                SourceRow.name,
+                ArticleRow.title,
+                ArticleRow.url,
+                ArticleRow.published_at,
+                ArticleRow.fetched_at,
+            )
             .join(SourceRow, SourceRow.id == ArticleRow.source_id)
             .order_by(ArticleRow.fetched_at.desc(), ArticleRow.id.desc())
             .limit(filters.limit)
-        )  # fmt: skip
+        )
         query = _filter_articles(query, filters, ArticleRow.id)
         if filters.rule:
             matched = select(MatchRow.article_id).where(MatchRow.rule == filters.rule)
@@ -363,21 +398,36 @@ class Store:
             entities = _entities(conn, [r.id for r in rows])
             rules = _rules(conn, [r.id for r in rows])
         return [
-            ArticleRecord(r.id, r.name, r.title, r.url, r.published_at, r.fetched_at,
-                          *entities.get(r.id, ((), ())), rules.get(r.id, ()))
+            ArticleRecord(
+                r.id,
+                r.name,
+                r.title,
+                r.url,
+                r.published_at,
+                r.fetched_at,
+                *entities.get(r.id, ((), ())),
+                rules.get(r.id, ()),
+            )
             for r in rows
-        ]  # fmt: skip
+        ]
 
     def alerts(self, filters: LogFilter) -> list[AlertRecord]:
         """Most recent alerts first, with their deliveries."""
         query = (
-            select(AlertRow.id, AlertRow.created_at, AlertRow.rule, AlertRow.article_id,
-                   SourceRow.name, ArticleRow.title, ArticleRow.url)
+            select(
+                AlertRow.id,
+                AlertRow.created_at,
+                AlertRow.rule,
+                AlertRow.article_id,
+                SourceRow.name,
+                ArticleRow.title,
+                ArticleRow.url,
+            )
             .join(ArticleRow, ArticleRow.id == AlertRow.article_id)
             .join(SourceRow, SourceRow.id == ArticleRow.source_id)
             .order_by(AlertRow.created_at.desc(), AlertRow.id.desc())
             .limit(filters.limit)
-        )  # fmt: skip
+        )
         query = _filter_articles(query, filters, AlertRow.article_id)
         if filters.rule:
             query = query.where(AlertRow.rule == filters.rule)
@@ -388,10 +438,19 @@ class Store:
             entities = _entities(conn, [r.article_id for r in rows])
             deliveries = _deliveries(conn, [r.id for r in rows])
         return [
-            AlertRecord(r.id, r.created_at, r.rule, r.name, r.article_id, r.title, r.url,
-                        *entities.get(r.article_id, ((), ())), deliveries.get(r.id, ()))
+            AlertRecord(
+                r.id,
+                r.created_at,
+                r.rule,
+                r.name,
+                r.article_id,
+                r.title,
+                r.url,
+                *entities.get(r.article_id, ((), ())),
+                deliveries.get(r.id, ()),
+            )
             for r in rows
-        ]  # fmt: skip
+        ]
 
     def article(self, article_id: int) -> tuple[Article, tuple[Mention, ...]] | None:
         """One stored article with its mentions."""
@@ -404,18 +463,34 @@ class Store:
             if a is None:
                 return None
             mentions = conn.execute(
-                select(MentionRow).where(MentionRow.article_id == article_id).order_by(MentionRow.id)
+                select(MentionRow)
+                .where(MentionRow.article_id == article_id)
+                .order_by(MentionRow.id)
             ).all()
-            article = Article(title=a.title, text=a.text, summary=a.summary, url=a.url,
-                              guid=a.guid, author=a.author, published=a.published_at,
-                              source=a.name, lang=a.lang)  # fmt: skip
+            article = Article(
+                title=a.title,
+                text=a.text,
+                summary=a.summary,
+                url=a.url,
+                guid=a.guid,
+                author=a.author,
+                published=a.published_at,
+                source=a.name,
+                lang=a.lang,
+            )
             return article, tuple(_mention(m) for m in mentions)
 
     def counts(self) -> dict[str, int]:
         """Rows per table, for a quick look at what the log holds."""
-        tables = {"sources": SourceRow, "fetches": FetchRow, "articles": ArticleRow,
-                  "mentions": MentionRow, "matches": MatchRow, "alerts": AlertRow,
-                  "deliveries": DeliveryRow}  # fmt: skip
+        tables = {
+            "sources": SourceRow,
+            "fetches": FetchRow,
+            "articles": ArticleRow,
+            "mentions": MentionRow,
+            "matches": MatchRow,
+            "alerts": AlertRow,
+            "deliveries": DeliveryRow,
+        }
         with self._transaction() as conn:
             return {
                 name: conn.execute(select(func.count()).select_from(table)).scalar_one()
@@ -428,8 +503,10 @@ class Store:
 
 
 def _schedule(outcome: FetchOutcome) -> dict[str, Any]:
-    values: dict[str, Any] = {"last_polled_at": outcome.started_at,
-                              "next_check_at": outcome.next_check_at}  # fmt: skip
+    values: dict[str, Any] = {
+        "last_polled_at": outcome.started_at,
+        "next_check_at": outcome.next_check_at,
+    }
     if outcome.status == "error":
         values |= {"error_count": SourceRow.error_count + 1, "last_error": outcome.error}
         return values
@@ -453,7 +530,9 @@ def _filter_articles(query: Any, filters: LogFilter, article_id: Any) -> Any:
     return query
 
 
-def _entities(conn: Connection, ids: list[int]) -> dict[int, tuple[tuple[str, ...], tuple[str, ...]]]:
+def _entities(
+    conn: Connection, ids: list[int]
+) -> dict[int, tuple[tuple[str, ...], tuple[str, ...]]]:
     found: dict[int, tuple[dict[str, None], dict[str, None]]] = {}
     for chunk in _chunks(ids, 500):
         rows = conn.execute(
@@ -470,8 +549,11 @@ def _entities(conn: Connection, ids: list[int]) -> dict[int, tuple[tuple[str, ..
 def _rules(conn: Connection, ids: list[int]) -> dict[int, tuple[str, ...]]:
     found: dict[int, list[str]] = {}
     for chunk in _chunks(ids, 500):
-        rows = conn.execute(select(MatchRow.article_id, MatchRow.rule)
-                            .where(MatchRow.article_id.in_(chunk)).order_by(MatchRow.id))
+        rows = conn.execute(
+            select(MatchRow.article_id, MatchRow.rule)
+            .where(MatchRow.article_id.in_(chunk))
+            .order_by(MatchRow.id)
+        )
         for article_id, rule in rows:
             found.setdefault(article_id, []).append(rule)
     return {k: tuple(v) for k, v in found.items()}
@@ -480,8 +562,9 @@ def _rules(conn: Connection, ids: list[int]) -> dict[int, tuple[str, ...]]:
 def _deliveries(conn: Connection, ids: list[int]) -> dict[int, tuple[DeliveryRecord, ...]]:
     found: dict[int, list[DeliveryRecord]] = {}
     for chunk in _chunks(ids, 500):
-        rows = conn.execute(select(DeliveryRow).where(DeliveryRow.alert_id.in_(chunk))
-                            .order_by(DeliveryRow.id)).all()
+        rows = conn.execute(
+            select(DeliveryRow).where(DeliveryRow.alert_id.in_(chunk)).order_by(DeliveryRow.id)
+        ).all()
         for d in rows:
             record = DeliveryRecord(d.channel, d.status, d.attempts, d.last_error, d.sent_at)
             found.setdefault(d.alert_id, []).append(record)
@@ -489,21 +572,33 @@ def _deliveries(conn: Connection, ids: list[int]) -> dict[int, tuple[DeliveryRec
 
 
 def _mention_row(article_id: int, m: Mention) -> dict[str, Any]:
-    return dict(article_id=article_id, kind=m.kind, entity_id=m.id, field=m.field,
-                start=m.start, end=m.end, text=m.text, alias=m.alias)  # fmt: skip
+    return dict(
+        article_id=article_id,
+        kind=m.kind,
+        entity_id=m.id,
+        field=m.field,
+        start=m.start,
+        end=m.end,
+        text=m.text,
+        alias=m.alias,
+    )
 
 
 def _mention(row: Any) -> Mention:
-    return Mention(row.kind, row.entity_id, row.field, row.start, row.end, row.text, row.alias)  # type: ignore[arg-type]
+    return Mention(row.kind, row.entity_id, row.field, row.start, row.end, row.text, row.alias)
 
 
 def _evidence(m: Mention) -> dict[str, Any]:
-    return {"kind": m.kind, "id": m.id, "field": m.field, "start": m.start, "end": m.end,
-            "text": m.text}  # fmt: skip
+    return {
+        "kind": m.kind,
+        "id": m.id,
+        "field": m.field,
+        "start": m.start,
+        "end": m.end,
+        "text": m.text,
+    }
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-

@@ -104,7 +104,9 @@ class ArticleRow(Base):
 class MentionRow(Base):
     __tablename__ = "mentions"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), index=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
     kind: Mapped[str] = mapped_column(String(10))  # actor | topic
     entity_id: Mapped[str] = mapped_column(String(200))
     field: Mapped[str] = mapped_column(String(20))  # title | summary | text

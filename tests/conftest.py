@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from email.utils import format_datetime
 from datetime import datetime
+from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 

@@ -87,8 +87,7 @@ class SmtpServer:
 
     def mailto(self, to: str = "analyst@example.org") -> str:
         """An apprise URL that sends to this server without TLS."""
-        return (f"mailto://127.0.0.1:{self.port}?mode=insecure"
-                f"&from=monitor@example.org&to={to}")
+        return f"mailto://127.0.0.1:{self.port}?mode=insecure&from=monitor@example.org&to={to}"
 
     def close(self) -> None:
         self.controller.stop()

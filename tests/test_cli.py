@@ -13,9 +13,16 @@ from conftest import DATA, REPO
 from monitor.cli import main
 
 COMMANDS = [
-    ["run"], ["poll"], ["check-config"], ["match"], ["log"], ["watchlist"],
-    ["watchlist", "extract"], ["db"], ["db", "upgrade"],
-]  # fmt: skip
+    ["run"],
+    ["poll"],
+    ["check-config"],
+    ["match"],
+    ["log"],
+    ["watchlist"],
+    ["watchlist", "extract"],
+    ["db"],
+    ["db", "upgrade"],
+]
 
 
 @pytest.fixture
@@ -65,14 +72,17 @@ def test_check_config_lists_every_problem(cli: CliRunner, tmp_path: Path) -> Non
     result = cli.invoke(main, ["check-config", "-c", str(config)])
     assert result.exit_code == 1
     assert f"{config}: sources[0].interval: '10 min' is not a duration" in result.output
-    assert f"{config}: channels[0].url: environment variable TEAM_WEBHOOK is not set" in result.output
+    assert (
+        f"{config}: channels[0].url: environment variable TEAM_WEBHOOK is not set" in result.output
+    )
 
 
 def test_check_config_names_bad_rules(cli: CliRunner, tmp_path: Path) -> None:
     config = tmp_path / "rules.toml"
     config.write_text(
         "[[channels]]\nname = 'out'\nkind = 'console'\n"
-        "[[rules]]\nname = 'typo'\nquery = 'actor:antony-blinkn OR topic:taiwan'\nchannels = ['out']\n"
+        "[[rules]]\nname = 'typo'\nquery = 'actor:antony-blinkn OR topic:taiwan'\n"
+        "channels = ['out']\n"
     )
     result = cli.invoke(main, ["check-config", "-c", str(config)])
     assert result.exit_code == 1
@@ -88,7 +98,9 @@ def test_check_config_accepts_the_example(cli: CliRunner, monkeypatch: pytest.Mo
     assert "OK" in result.output
 
 
-def test_config_from_the_environment(cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_from_the_environment(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "env.toml"
     config.write_text("[daemon]\nconcurrency = 'many'\n")
     monkeypatch.setenv("MONITOR_CONFIG", str(config))
@@ -130,7 +142,9 @@ def test_match_reports_a_bad_file(cli: CliRunner, tmp_path: Path) -> None:
 
 def test_watchlist_extract_proposes_from_the_corpus(cli: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "proposed.toml"
-    result = cli.invoke(main, ["watchlist", "extract", str(REPO / "seeds" / "corpus"), "-o", str(out)])
+    result = cli.invoke(
+        main, ["watchlist", "extract", str(REPO / "seeds" / "corpus"), "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     proposal = tomllib.loads(out.read_text())
     names = {a["name"] for a in proposal["actors"]}
@@ -147,4 +161,12 @@ def test_db_upgrade_creates_the_tables(cli: CliRunner, tmp_path: Path) -> None:
 
     with sqlite3.connect(tmp_path / "x.db") as conn:
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
-    assert {"sources", "fetches", "articles", "mentions", "matches", "alerts", "deliveries"} <= tables
+    assert {
+        "sources",
+        "fetches",
+        "articles",
+        "mentions",
+        "matches",
+        "alerts",
+        "deliveries",
+    } <= tables

@@ -38,21 +38,51 @@ def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
     ("text", "expected"),
     [
         ("[database]\nurll = 'x'", "my.toml: database.urll: unknown key"),
-        ("[[sources]]\nname='a'\nurl='https://x'\nintervall='5m'", "sources[0].intervall: unknown key"),
-        ("[[sources]]\nname='a'\nurl='https://x'\ninterval='5 minutes'", "sources[0].interval: '5 minutes' is not a duration"),
-        ("[[sources]]\nname='a'\nurl='https://x'\ninterval=300", 'sources[0].interval: write durations with a unit, e.g. "300s"'),
-        ("[[sources]]\nname='a'\nurl='ftp://x'", "sources[0].url: a source url must start with http://"),
+        (
+            "[[sources]]\nname='a'\nurl='https://x'\nintervall='5m'",
+            "sources[0].intervall: unknown key",
+        ),
+        (
+            "[[sources]]\nname='a'\nurl='https://x'\ninterval='5 minutes'",
+            "sources[0].interval: '5 minutes' is not a duration",
+        ),
+        (
+            "[[sources]]\nname='a'\nurl='https://x'\ninterval=300",
+            'sources[0].interval: write durations with a unit, e.g. "300s"',
+        ),
+        (
+            "[[sources]]\nname='a'\nurl='ftp://x'",
+            "sources[0].url: a source url must start with http://",
+        ),
         ("[[sources]]\nname='a'", "sources[0]: give a source either `url` (a feed) or `path`"),
         ("[[sources]]\nname='a'\nurl='https://x'\npath='/tmp'", "not both"),
-        ("[[sources]]\nname='a'\nurl='https://x'\nenabled='yes'", "sources[0].enabled: Input should be a valid boolean"),
+        (
+            "[[sources]]\nname='a'\nurl='https://x'\nenabled='yes'",
+            "sources[0].enabled: Input should be a valid boolean",
+        ),
         ("[[channels]]\nname='c'", "channels[0]: give a channel `url`"),
-        ("[[channels]]\nname='c'\nkind='pager'", "channels[0].kind: Input should be 'apprise' or 'console'"),
-        ("[[channels]]\nname='c'\nurl='${SLACK_WEBHOOK}'", "my.toml: channels[0].url: environment variable SLACK_WEBHOOK is not set"),
-        ("[[rules]]\nname='r'\nquery='x'\nchannels=['nowhere']", "rules[0].channels: unknown channel 'nowhere'"),
-        ("[[rules]]\nname='r'\nquery='x'\n[[rules]]\nname='r'\nquery='y'", "rules[1].name: duplicate name 'r'"),
+        (
+            "[[channels]]\nname='c'\nkind='pager'",
+            "channels[0].kind: Input should be 'apprise' or 'console'",
+        ),
+        (
+            "[[channels]]\nname='c'\nurl='${SLACK_WEBHOOK}'",
+            "my.toml: channels[0].url: environment variable SLACK_WEBHOOK is not set",
+        ),
+        (
+            "[[rules]]\nname='r'\nquery='x'\nchannels=['nowhere']",
+            "rules[0].channels: unknown channel 'nowhere'",
+        ),
+        (
+            "[[rules]]\nname='r'\nquery='x'\n[[rules]]\nname='r'\nquery='y'",
+            "rules[1].name: duplicate name 'r'",
+        ),
         ("[[rules]]\nname='has space'\nquery='x'", "rules[0].name: String should match pattern"),
         ("[database\nurl='x'", "my.toml: not valid TOML"),
-        ("[daemon]\nconcurrency=0", "daemon.concurrency: Input should be greater than or equal to 1"),
+        (
+            "[daemon]\nconcurrency=0",
+            "daemon.concurrency: Input should be greater than or equal to 1",
+        ),
     ],
 )
 def test_mistakes_are_named(text: str, expected: str) -> None:
@@ -67,8 +97,9 @@ def test_all_problems_are_reported_at_once() -> None:
 
 def test_environment_variables_are_substituted() -> None:
     text = GOOD.replace("json://127.0.0.1:9/hook", "${TEAM_HOOK}")
-    config = parse_config(text, origin="my.toml", base_dir=Path("."),
-                          environ={"TEAM_HOOK": "slack://a/b/c"})  # fmt: skip
+    config = parse_config(
+        text, origin="my.toml", base_dir=Path("."), environ={"TEAM_HOOK": "slack://a/b/c"}
+    )
     assert config.channels[0].url == "slack://a/b/c"
 
 

@@ -34,7 +34,7 @@ def daemon_config(tmp_path: Path, feed_server: FeedServer, webhook: WebhookEndpo
     config = tmp_path / "monitor.toml"
     config.write_text(f"""
 [database]
-url = "sqlite:///{tmp_path / 'monitor.db'}"
+url = "sqlite:///{tmp_path / "monitor.db"}"
 
 [fetch]
 deadline = "3s"
@@ -45,7 +45,7 @@ delivery_tick = "1s"
 
 [[sources]]
 name = "world"
-url = "{feed_server.url('/world.xml')}"
+url = "{feed_server.url("/world.xml")}"
 interval = "1s"
 
 [[channels]]
@@ -65,7 +65,9 @@ channels = ["hook", "console"]
 
 
 @pytest.fixture
-def start_daemon(daemon_config: Path, tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[str]]]:
+def start_daemon(
+    daemon_config: Path, tmp_path: Path
+) -> Iterator[Callable[[], subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
 
     def start() -> subprocess.Popen[str]:
@@ -97,8 +99,11 @@ def test_daemon_alerts_within_one_interval_and_stops_on_sigterm(
     assert wait_for(lambda: feed_server.hits["/world.xml"] >= 2, timeout=20), "never polled"
     assert webhook.received == []  # the first poll alerts nothing
 
-    feed_server.route("/world.xml", rss([article_item("pos01.json"), article_item("neg01.json")]),
-                      headers=RSS_TYPE)  # fmt: skip
+    feed_server.route(
+        "/world.xml",
+        rss([article_item("pos01.json"), article_item("neg01.json")]),
+        headers=RSS_TYPE,
+    )
     appeared = time.monotonic()
     assert wait_for(lambda: len(webhook.received) == 1, timeout=15), "no alert arrived"
     latency = time.monotonic() - appeared

@@ -33,7 +33,10 @@ REAL = Path(__file__).parent / "data" / "feeds" / "real"
         ("https://example.org/a?mc_cid=1&mc_eid=2&ito=3&ocid=4", "https://example.org/a"),
         ("https://www.theguardian.com/a?CMP=share_btn_tw", "https://www.theguardian.com/a"),
         ("https://bbc.co.uk/news/1?at_medium=RSS&at_campaign=KARANGA", "https://bbc.co.uk/news/1"),
-        ("https://example.org/a?ns_mchannel=rss&ns_campaign=x&ns_source=y", "https://example.org/a"),
+        (
+            "https://example.org/a?ns_mchannel=rss&ns_campaign=x&ns_source=y",
+            "https://example.org/a",
+        ),
         ("https://example.org/a?src=rss", "https://example.org/a?src=rss"),  # not only tracking
         ("https://example.org/a?q=a+b%20c&", "https://example.org/a?q=a+b%20c"),
         ("https://user:Pw@Example.org/a", "https://user:Pw@example.org/a"),
@@ -43,7 +46,7 @@ REAL = Path(__file__).parent / "data" / "feeds" / "real"
         ("urn:uuid:1225c695-cfb8-4ebb", "urn:uuid:1225c695-cfb8-4ebb"),
         ("http://[::1/broken", "http://[::1/broken"),
     ],
-)  # fmt: skip
+)
 def test_canonical_url(url: str, expected: str) -> None:
     assert canonical_url(url) == expected
 

@@ -46,10 +46,20 @@ def found(title: str, text: str = "") -> tuple[set[str], set[str]]:
         ("Xi to visit factory", "", "xi-jinping", False),
         # other people with a tracked surname, surnames inside other words
         ("Alexander Wang holds a show", "Alexander Wang, the designer", "wang-yi", False),
-        ("Ronnie O'Sullivan loses", "O'Sullivan lost to China's Tian Pengfei", "jake-sullivan", False),
+        (
+            "Ronnie O'Sullivan loses",
+            "O'Sullivan lost to China's Tian Pengfei",
+            "jake-sullivan",
+            False,
+        ),
         ("Xi'an welcomes tourists", "Flights to Xi’an and Xiaomi phones", "xi-jinping", False),
         ("Xiaomi 13 Pro", "Xiaomi launches in China", "xi-jinping", False),
-        ("Sullivan's remarks", "National security adviser Jake Sullivan spoke.", "jake-sullivan", True),
+        (
+            "Sullivan's remarks",
+            "National security adviser Jake Sullivan spoke.",
+            "jake-sullivan",
+            True,
+        ),
         # spans in other case and with curly quotes
         ("talks", "blinken’s counterpart qin gang", "qin-gang", True),
     ],
@@ -67,7 +77,12 @@ def test_actor_cases(title: str, text: str, actor: str, expected: bool) -> None:
         ("Game in Taiwan ends in brawl", "An NBA star was ejected in Taiwan.", "taiwan", False),
         ("Tensions", "Xi Jinping warned about Taiwan.", "taiwan", True),
         ("Tensions in the Taiwan Strait", "", "taiwan", True),
-        ("Outage", "cut Russia off in response to its invasion of Ukraine", "russia-ukraine-war", False),
+        (
+            "Outage",
+            "cut Russia off in response to its invasion of Ukraine",
+            "russia-ukraine-war",
+            False,
+        ),
         ("Talks", "Wang Yi discussed the war in Ukraine.", "russia-ukraine-war", True),
         ("Deal", "a crackdown on fentanyl precursors", "fentanyl", True),
     ],
@@ -95,10 +110,15 @@ def test_longest_alias_wins_and_weak_inside_strong_is_not_counted_twice() -> Non
 # --- the labelled real items ---------------------------------------------------------------
 
 _NAMES = {
-    "Antony Blinken": "antony-blinken", "Blinken": "antony-blinken", "Wang Yi": "wang-yi",
-    "Qin Gang": "qin-gang", "Xi Jinping": "xi-jinping", "spy balloon": "spy-balloon",
-    "fentanyl": "fentanyl", "South China Sea": "south-china-sea",
-}  # fmt: skip
+    "Antony Blinken": "antony-blinken",
+    "Blinken": "antony-blinken",
+    "Wang Yi": "wang-yi",
+    "Qin Gang": "qin-gang",
+    "Xi Jinping": "xi-jinping",
+    "spy balloon": "spy-balloon",
+    "fentanyl": "fentanyl",
+    "South China Sea": "south-china-sea",
+}
 
 
 def _expectations() -> list[tuple[str, str, set[str], set[str]]]:
@@ -140,7 +160,9 @@ def test_default_rules_on_labelled_items(
     assert bool(hits) is (label == "positive")
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "seeds" / "corpus").glob("*.txt")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "seeds" / "corpus").glob("*.txt")), ids=lambda p: p.name
+)
 def test_seed_corpus_alerts_on_the_principals(path: Path) -> None:
     article = read_document(path)
     found_people = people(WATCHLIST, tuple(m.id for m in MATCHER.find(article)))

@@ -75,19 +75,34 @@ def test_rss_in_json_is_not_a_feed() -> None:
 @pytest.mark.parametrize(
     ("name", "feed_title", "article_title"),
     [
-        ("golem_de_iso-8859-1.xml", "Golem.de",
-         "Machine Learning: Von KI erstelltes Porträt für 432.500 US.Dollar versteigert"),
-        ("dicas-l_rss0.91_iso-8859-1.xml", "Dicas-L: Dicas técnicas de Linux e Software Livre",
-         "bash - Expansão de Parâmetros"),
-        ("inovacao_tecnologica_iso-8859-1.xml", "RSS Feed do Site Inovação Tecnológica",
-         "Revolução nas telas com pontos quânticos impressos em 3D"),
+        (
+            "golem_de_iso-8859-1.xml",
+            "Golem.de",
+            "Machine Learning: Von KI erstelltes Porträt für 432.500 US.Dollar versteigert",
+        ),
+        (
+            "dicas-l_rss0.91_iso-8859-1.xml",
+            "Dicas-L: Dicas técnicas de Linux e Software Livre",
+            "bash - Expansão de Parâmetros",
+        ),
+        (
+            "inovacao_tecnologica_iso-8859-1.xml",
+            "RSS Feed do Site Inovação Tecnológica",
+            "Revolução nas telas com pontos quânticos impressos em 3D",
+        ),
         ("ibash_ru_windows-1251.xml", "iBash.Org.Ru", "Цитата #17703"),
-        ("aktuality_sk_slovak.rss", "Aktuality.sk - aktuálne spravodajstvo",
-         "Analytici Goldman Sachs zvýšili odhad rastu ekonomiky USA"),
-        ("bbc_urdu_utf8.xml", "BBC News اردو - پاکستان کے لیے امریکی امداد کی بہار و خزاں",
-         "امریکہ کے ساتھ خفیہ معلومات کا تبادلہ اور فوجی تعاون معطل کر دیا: وزیر دفاع"),
+        (
+            "aktuality_sk_slovak.rss",
+            "Aktuality.sk - aktuálne spravodajstvo",
+            "Analytici Goldman Sachs zvýšili odhad rastu ekonomiky USA",
+        ),
+        (
+            "bbc_urdu_utf8.xml",
+            "BBC News اردو - پاکستان کے لیے امریکی امداد کی بہار و خزاں",
+            "امریکہ کے ساتھ خفیہ معلومات کا تبادلہ اور فوجی تعاون معطل کر دیا: وزیر دفاع",
+        ),
     ],
-)  # fmt: skip
+)
 def test_encodings(name: str, feed_title: str, article_title: str) -> None:
     feed = _parse(REAL / name)
 
@@ -204,14 +219,20 @@ def test_json_feed_1_1() -> None:
 @pytest.mark.parametrize(
     ("document", "content_type", "expected"),
     [
-        (b'{"version": "https://jsonfeed.org/version/1.1", "title": "T", "items": []}',
-         None, 0),
-        (b' \n{"version": "https://jsonfeed.org/version/1", "items": [{"content_text": "x"}]}',
-         None, 1),
-        (BOM + b'{"version": "https://jsonfeed.org/version/1", "items": [{"url": "https://a/"}]}',
-         "application/feed+json", 1),
+        (b'{"version": "https://jsonfeed.org/version/1.1", "title": "T", "items": []}', None, 0),
+        (
+            b' \n{"version": "https://jsonfeed.org/version/1", "items": [{"content_text": "x"}]}',
+            None,
+            1,
+        ),
+        (
+            BOM
+            + b'{"version": "https://jsonfeed.org/version/1", "items": [{"url": "https://a/"}]}',
+            "application/feed+json",
+            1,
+        ),
     ],
-)  # fmt: skip
+)
 def test_json_feed_detection(document: bytes, content_type: str | None, expected: int) -> None:
     headers = {"Content-Type": content_type} if content_type else None
 
@@ -231,11 +252,14 @@ def test_json_feed_numeric_id_becomes_a_guid() -> None:
     [
         (b'{"version": "https://jsonfeed.org/version/1.1", "items": [', None, "invalid JSON"),
         (b'{"title": "no version", "items": []}', None, "not a JSON Feed"),
-        (b'[{"version": "https://jsonfeed.org/version/1.1"}]', "application/json",
-         "not a JSON Feed"),
+        (
+            b'[{"version": "https://jsonfeed.org/version/1.1"}]',
+            "application/json",
+            "not a JSON Feed",
+        ),
         (b'{"version": "https://jsonfeed.org/version/1.1", "items": {}}', None, "items"),
     ],
-)  # fmt: skip
+)
 def test_json_that_is_not_a_feed(document: bytes, content_type: str | None, message: str) -> None:
     headers = {"content-type": content_type} if content_type else None
 

@@ -10,8 +10,7 @@ from monitor.config import RuleConfig
 from monitor.errors import ConfigError
 from monitor.matcher import Matcher
 from monitor.parse import read_document
-from monitor.rules import QueryError, compile_query, compile_rules
-from monitor.rules import ArticleView
+from monitor.rules import ArticleView, QueryError, compile_query, compile_rules
 from monitor.watchlist import load_watchlist
 
 WATCHLIST = load_watchlist([REPO / "seeds" / "watchlist.toml"])

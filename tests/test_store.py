@@ -22,8 +22,11 @@ NOW = datetime(2023, 6, 18, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    url = (f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite"
-           else str(request.getfixturevalue("postgres_url")))  # fmt: skip
+    url = (
+        f"sqlite:///{tmp_path / 'store.db'}"
+        if request.param == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
     store = Store.open(url)
     store.upgrade()
     request.addfinalizer(store.close)
@@ -51,8 +54,13 @@ def test_sqlite_is_set_up_for_a_daemon(tmp_path: Path) -> None:
 
 
 def new_article(key: str = "guid:1") -> NewArticle:
-    article = Article(title="Blinken meets Wang Yi", text="Antony Blinken met Wang Yi.",
-                      url="https://example.org/a", source="news", published=NOW)  # fmt: skip
+    article = Article(
+        title="Blinken meets Wang Yi",
+        text="Antony Blinken met Wang Yi.",
+        url="https://example.org/a",
+        source="news",
+        published=NOW,
+    )
     mentions = (
         Mention("actor", "antony-blinken", "text", 0, 14, "Antony Blinken", "Antony Blinken"),
         Mention("actor", "wang-yi", "text", 19, 26, "Wang Yi", "Wang Yi"),
@@ -73,8 +81,15 @@ def test_saving_a_poll_is_idempotent(store: Store) -> None:
     assert store.save_poll(state, outcome, [new_article()]) == 1
     assert store.save_poll(state, outcome, [new_article()]) == 0
     counts = store.counts()
-    assert counts | {"sources": 1} == {"sources": 1, "fetches": 2, "articles": 1, "mentions": 2,
-                                        "matches": 2, "alerts": 1, "deliveries": 2}  # fmt: skip
+    assert counts | {"sources": 1} == {
+        "sources": 1,
+        "fetches": 2,
+        "articles": 1,
+        "mentions": 2,
+        "matches": 2,
+        "alerts": 1,
+        "deliveries": 2,
+    }
     assert store.known_keys(state.id, ["guid:1", "guid:2"]) == {"guid:1"}
     state = store.source_state("news")
     assert state.etag == '"a"' and state.last_success_at == NOW and not state.first_poll
@@ -97,7 +112,9 @@ def test_the_outbox(store: Store) -> None:
     assert retry.channel == "slack" and retry.attempts == 1
     [alert] = store.alerts(LogFilter())
     assert {(d.channel, d.status, d.last_error) for d in alert.deliveries} == {
-        ("slack", "pending", "503 from Slack"), ("email", "sent", None)}  # fmt: skip
+        ("slack", "pending", "503 from Slack"),
+        ("email", "sent", None),
+    }
 
 
 def test_a_failed_poll_counts_errors_and_keeps_validators(store: Store) -> None:
