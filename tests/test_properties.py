@@ -1,0 +1,79 @@
+"""Property tests: random text and random feeds through normalisation, matching, rules and
+parsing never raise anything but our own errors, and spans always point at their words."""
+
+from __future__ import annotations
+
+from conftest import REPO
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.errors import ParseError
+from monitor.matcher import Matcher
+from monitor.models import Article
+from monitor.normalise import clean_text, fold, html_to_text
+from monitor.parse import parse_feed
+from monitor.rules import ArticleView, compile_query
+from monitor.watchlist import load_watchlist
+
+WATCHLIST = load_watchlist([REPO / "seeds" / "watchlist.toml"])
+MATCHER = Matcher(WATCHLIST)
+QUERY = compile_query(
+    'actor:xi-jinping OR (topic:taiwan AND NOT "basketball") OR sanction*', WATCHLIST
+)
+
+# Text made of watchlist words, punctuation that matters to word boundaries, and anything else.
+NAMES = st.sampled_from(["Xi", "Wang Yi", "Blinken", "Taiwan", "O'", "’s", "Xi'an", "习近平", "-"])
+TEXT = st.lists(st.one_of(NAMES, st.text(max_size=12)), max_size=30).map(" ".join)
+SETTINGS = settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@SETTINGS
+@given(TEXT)
+def test_fold_keeps_a_way_back(text: str) -> None:
+    clean = clean_text(text)
+    folded = fold(clean)
+    assert len(folded.origin) == len(folded.text)
+    assert all(0 <= i < len(clean) for i in folded.origin)
+    assert list(folded.origin) == sorted(folded.origin)
+
+
+@SETTINGS
+@given(TEXT, TEXT)
+def test_mentions_point_at_their_words(title: str, text: str) -> None:
+    article = Article(title=clean_text(title), text=clean_text(text))
+    for mention in MATCHER.find(article):
+        assert article.field_text(mention.field)[mention.start : mention.end] == mention.text
+    QUERY(ArticleView(article, MATCHER.find(article)))
+
+
+@SETTINGS
+@given(st.text(max_size=300))
+def test_html_to_text_never_raises_and_drops_scripts(html: str) -> None:
+    sentinel = "SCRIPT-BODY-4f1c"
+    text = html_to_text(f"<div>{html}</div><script>{sentinel}</script>")
+    assert sentinel not in text or sentinel in html
+
+
+ITEM = st.builds(
+    lambda title, body: f"<item><title>{title}</title><description>{body}</description></item>",
+    st.text(max_size=40),
+    st.text(max_size=80),
+)
+FEED = st.lists(ITEM, max_size=5).map(
+    lambda items: (
+        f'<?xml version="1.0"?><rss version="2.0"><channel>{"".join(items)}</channel></rss>'
+    )
+)
+
+
+@SETTINGS
+@given(st.one_of(FEED.map(str.encode), st.binary(max_size=400)))
+def test_parsing_random_feeds_raises_only_parse_errors(data: bytes) -> None:
+    try:
+        feed = parse_feed(data, headers={"content-type": "application/rss+xml"})
+    except ParseError:
+        return
+    for article in feed.articles:
+        MATCHER.find(article)
