@@ -195,40 +195,14 @@ def match(config_path: Path | None, files: Sequence[Path], fmt: str) -> None:
 
 
 def _match_json(path: Path, result: MatchResult) -> str:
-    mentions = [
-        {
-            "kind": m.kind,
-            "id": m.id,
-            "field": m.field,
-            "start": m.start,
-            "end": m.end,
-            "text": m.text,
-            "alias": m.alias,
-        }
-        for m in result.mentions
-    ]
-    evidence = {
-        h.rule: [
-            {
-                "kind": m.kind,
-                "id": m.id,
-                "field": m.field,
-                "start": m.start,
-                "end": m.end,
-                "text": m.text,
-            }
-            for m in h.mentions
-        ]
-        for h in result.rule_hits
-    }
     return json.dumps(
         {
             "file": str(path),
             "actors": list(result.actors),
             "topics": list(result.topics),
             "rules": list(result.rules),
-            "mentions": mentions,
-            "evidence": evidence,
+            "mentions": [asdict(m) for m in result.mentions],
+            "evidence": {h.rule: [asdict(m) for m in h.mentions] for h in result.rule_hits},
         },
         ensure_ascii=False,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,6 @@ from monitor.config import SourceConfig
 from monitor.errors import StoreError
 from monitor.messages import message_from_json, message_to_json
 from monitor.models import (
-    Article,
     FetchOutcome,
     Mention,
     NewArticle,
@@ -284,7 +283,7 @@ class Store:
                     created_at=now,
                     alerted=plan.suppressed is None,
                     reason=plan.suppressed,
-                    evidence=[_evidence(m) for m in plan.evidence],
+                    evidence=[asdict(m) for m in plan.evidence],
                 )
                 .on_conflict_do_nothing()
             )
@@ -390,6 +389,8 @@ class Store:
             .limit(filters.limit)
         )
         query = _filter_articles(query, filters, ArticleRow.id)
+        if filters.since:
+            query = query.where(ArticleRow.fetched_at >= filters.since)
         if filters.rule:
             matched = select(MatchRow.article_id).where(MatchRow.rule == filters.rule)
             query = query.where(ArticleRow.id.in_(matched))
@@ -452,34 +453,6 @@ class Store:
             for r in rows
         ]
 
-    def article(self, article_id: int) -> tuple[Article, tuple[Mention, ...]] | None:
-        """One stored article with its mentions."""
-        with self._transaction() as conn:
-            a = conn.execute(
-                select(ArticleRow.__table__, SourceRow.name)
-                .join(SourceRow, SourceRow.id == ArticleRow.source_id)
-                .where(ArticleRow.id == article_id)
-            ).one_or_none()
-            if a is None:
-                return None
-            mentions = conn.execute(
-                select(MentionRow)
-                .where(MentionRow.article_id == article_id)
-                .order_by(MentionRow.id)
-            ).all()
-            article = Article(
-                title=a.title,
-                text=a.text,
-                summary=a.summary,
-                url=a.url,
-                guid=a.guid,
-                author=a.author,
-                published=a.published_at,
-                source=a.name,
-                lang=a.lang,
-            )
-            return article, tuple(_mention(m) for m in mentions)
-
     def counts(self) -> dict[str, int]:
         """Rows per table, for a quick look at what the log holds."""
         tables = {
@@ -525,8 +498,6 @@ def _filter_articles(query: Any, filters: LogFilter, article_id: Any) -> Any:
                 (MentionRow.kind == kind) & (MentionRow.entity_id == entity)
             )
             query = query.where(article_id.in_(named))
-    if filters.since:
-        query = query.where(ArticleRow.fetched_at >= filters.since)
     return query
 
 
@@ -586,17 +557,6 @@ def _mention_row(article_id: int, m: Mention) -> dict[str, Any]:
 
 def _mention(row: Any) -> Mention:
     return Mention(row.kind, row.entity_id, row.field, row.start, row.end, row.text, row.alias)
-
-
-def _evidence(m: Mention) -> dict[str, Any]:
-    return {
-        "kind": m.kind,
-        "id": m.id,
-        "field": m.field,
-        "start": m.start,
-        "end": m.end,
-        "text": m.text,
-    }
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
