@@ -238,7 +238,7 @@ class Pipeline:
         clock_start: float,
         exc: Exception,
     ) -> PollReport:
-        error = str(exc) if isinstance(exc, MonitorError) else f"{type(exc).__name__}: {exc}"
+        error = describe(exc)
         delay = _backoff(source.interval, state.error_count + 1, MAX_SOURCE_BACKOFF)
         outcome = FetchOutcome(
             started_at=started,
@@ -270,7 +270,9 @@ class Pipeline:
                 continue
             try:
                 self._send(delivery.channel, delivery.message)
-            except DeliveryError as exc:
+            except Exception as exc:  # DeliveryError, or a bug in a channel: record and retry
+                if not isinstance(exc, DeliveryError):
+                    log.exception("unexpected error sending channel=%s", delivery.channel)
                 failed += 1
                 blocked.add(delivery.channel)
                 delay = _backoff(
@@ -278,7 +280,7 @@ class Pipeline:
                     delivery.attempts + 1,
                     MAX_DELIVERY_BACKOFF,
                 )
-                self.store.mark_failed(delivery.id, str(exc), self.clock() + delay)
+                self.store.mark_failed(delivery.id, describe(exc), self.clock() + delay)
                 log.warning(
                     "delivery failed channel=%s alert_id=%d attempt=%d error=%s",
                     delivery.channel,
@@ -297,6 +299,11 @@ class Pipeline:
         if channel is None:
             raise DeliveryError(f"channel {channel_name!r} is no longer configured")
         channel.send(message)  # type: ignore[arg-type]
+
+
+def describe(exc: Exception) -> str:
+    """Our errors say what happened; anything else is named by its type too."""
+    return str(exc) if isinstance(exc, MonitorError) else f"{type(exc).__name__}: {exc}"
 
 
 def _alerts_on(article: Article, source: SourceConfig, state: SourceState, now: datetime) -> bool:

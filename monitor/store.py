@@ -176,7 +176,13 @@ class Store:
                     conn.execute(
                         update(SourceRow)
                         .where(SourceRow.name == source.name)
-                        .values(location=source.location, etag=None, last_modified=None)
+                        # a new location is a new feed: validators and first-poll rules anew
+                        .values(
+                            location=source.location,
+                            etag=None,
+                            last_modified=None,
+                            last_success_at=None,
+                        )
                     )
 
     def source_state(self, name: str) -> SourceState:

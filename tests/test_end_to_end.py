@@ -223,3 +223,45 @@ def test_schedule_lives_in_the_database(
     second_retry = pipeline.store.source_state("broken").next_check_at
     assert second_retry is not None
     assert timedelta(minutes=30) <= second_retry - first_retry <= timedelta(minutes=38)
+
+
+class BrokenChannel:
+    """A channel with a bug: it raises something other than DeliveryError."""
+
+    name = "slack"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send(self, message: object) -> None:
+        self.calls += 1
+        raise RuntimeError("bug in a channel")
+
+
+def test_a_channel_that_raises_is_recorded_and_retried(
+    tmp_path: Path, feed_server: FeedServer, smtp: SmtpServer
+) -> None:
+    config = make_config(f"sqlite:///{tmp_path / 'm.db'}", feed_server, smtp)
+    feed_server.route("/world.xml", rss(QUIET), headers=RSS_TYPE)
+    feed_server.route("/broken.xml", rss([]), headers=RSS_TYPE)
+    store = Store.open(config.database.url)
+    store.upgrade()
+    broken = BrokenChannel()
+    runtime = load_runtime(config, channels={"slack": broken, "email": broken})  # type: ignore[dict-item]
+    clock = Clock()
+    pipeline = Pipeline(runtime, store, Fetcher(FetchSettings()), clock=clock)
+    pipeline.prepare()
+    pipeline.poll_all()
+    feed_server.route("/world.xml", rss([BLINKEN_WANG, *QUIET]), headers=RSS_TYPE)
+    pipeline.poll_all()
+    report = pipeline.deliver_due()
+    assert (report.sent, report.failed, broken.calls) == (0, 2, 2)
+    [alert] = store.alerts(LogFilter())
+    assert [(d.status, d.attempts, d.last_error) for d in alert.deliveries] == [
+        ("pending", 1, "RuntimeError: bug in a channel")
+    ] * 2
+    clock.advance(hours=2)
+    pipeline.deliver_due()
+    assert broken.calls == 4
+    store.close()
+    pipeline.fetcher.close()

@@ -128,3 +128,13 @@ def test_a_failed_poll_counts_errors_and_keeps_validators(store: Store) -> None:
     assert (state.error_count, state.last_error, state.etag) == (2, "HTTP 500", '"a"')
     assert store.due_sources(["news"], NOW) == []
     assert store.due_sources(["news"], NOW + timedelta(hours=1)) == ["news"]
+
+
+def test_a_source_moved_to_a_new_url_starts_afresh(store: Store) -> None:
+    store.sync_sources([SourceConfig(name="news", url="https://example.org/feed")], NOW)
+    ok = FetchOutcome(NOW, "ok", 5, NOW, 200, etag='"a"')
+    store.save_poll(store.source_state("news"), ok, [])
+    assert not store.source_state("news").first_poll
+    store.sync_sources([SourceConfig(name="news", url="https://example.org/other")], NOW)
+    state = store.source_state("news")
+    assert state.first_poll and state.etag is None  # no flood from the new feed's backlog
