@@ -171,3 +171,21 @@ def test_durations(text: str, seconds: int) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="is not a duration"):
         parse_duration(text)
+
+
+def test_an_apprise_url_apprise_cannot_read_is_named(tmp_path: Path) -> None:
+    text = GOOD.replace("json://127.0.0.1:9/hook", "nosuchservice://whatever")
+    with pytest.raises(ConfigError) as caught:
+        load_runtime(parse_config(text, origin="my.toml", base_dir=tmp_path))
+    [problem] = caught.value.problems
+    assert problem.where == "my.toml: channels[0] (team).url"
+    assert "apprise does not understand this URL" in problem.message
+
+
+def test_a_missing_folder_source_is_named(tmp_path: Path) -> None:
+    text = GOOD + "[[sources]]\nname = 'inbox'\npath = 'no-such-folder'\n"
+    with pytest.raises(ConfigError) as caught:
+        load_runtime(parse_config(text, origin="my.toml", base_dir=tmp_path))
+    [problem] = caught.value.problems
+    assert problem.where == "my.toml: sources[1] (inbox).path"
+    assert "no such folder" in problem.message
