@@ -17,18 +17,26 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import Literal
 
 from monitor.config import BACKFILL_ALL, SourceConfig
 from monitor.errors import DeliveryError, FetchError, MonitorError, ParseError, StoreError
 from monitor.fetch import Fetcher
-from monitor.identity import article_keys, document_key
+from monitor.folder import list_documents, read_folder_document
+from monitor.identity import article_keys
 from monitor.matcher import Matcher
 from monitor.messages import build_message
-from monitor.models import AlertPlan, Article, FetchOutcome, NewArticle, SourceState
-from monitor.parse import DOCUMENT_SUFFIXES, parse_feed, read_document
+from monitor.models import (
+    AlertPlan,
+    Article,
+    FetchOutcome,
+    NewArticle,
+    PendingDelivery,
+    SourceState,
+)
+from monitor.parse import parse_feed
 from monitor.runtime import Runtime
 from monitor.store import Store
 
@@ -62,7 +70,7 @@ class DeliveryReport:
 @dataclass(frozen=True)
 class _Fetched:
     articles: list[tuple[str, Article]]  # (identity key, article)
-    status: str = "ok"
+    status: Literal["ok", "not_modified"] = "ok"
     http_status: int | None = None
     etag: str | None = None
     last_modified: str | None = None
@@ -119,23 +127,23 @@ class Pipeline:
         return None if self.stop.is_set() else self.poll_source(source)
 
     def poll_source(self, source: SourceConfig) -> PollReport:
-        """Fetch, parse, match and store one source. Raises only StoreError."""
+        """Fetch, parse, match and store one source. Raises only StoreError: anything else
+        that goes wrong is recorded on the source, which is retried later with backoff."""
         state = self.store.source_state(source.name)
         started, clock_start = self.clock(), time.monotonic()
         try:
             fetched = self._fetch(source, state)
-        except (FetchError, ParseError) as exc:
-            return self._record_failure(source, state, started, clock_start, exc)
+            known = self.store.known_keys(state.id, [key for key, _ in fetched.articles])
+            new = self._new_articles(source, state, fetched.articles, known, started)
         except StoreError:
             raise
-        except Exception as exc:  # a bug in one source's handling must not stop the others
-            log.exception("unexpected error polling source=%s", source.name)
+        except Exception as exc:  # a broken source, or a bug in its handling: never the others
+            if not isinstance(exc, FetchError | ParseError):
+                log.exception("unexpected error polling source=%s", source.name)
             return self._record_failure(source, state, started, clock_start, exc)
-        known = self.store.known_keys(state.id, [key for key, _ in fetched.articles])
-        new = self._new_articles(source, state, fetched.articles, known, started)
         outcome = FetchOutcome(
             started_at=started,
-            status=fetched.status,  # type: ignore[arg-type]
+            status=fetched.status,
             duration_ms=int((time.monotonic() - clock_start) * 1000),
             next_check_at=started + source.interval,
             http_status=fetched.http_status,
@@ -174,27 +182,22 @@ class Pipeline:
         return _Fetched(pairs, "ok", result.status, result.etag, result.last_modified, feed.warning)
 
     def _read_folder(self, source: SourceConfig, state: SourceState) -> _Fetched:
-        folder = source.path
-        assert folder is not None
-        if not folder.is_dir():
-            raise FetchError(f"folder {folder} does not exist")
-        files = sorted(
-            p for p in folder.rglob("*") if p.suffix.lower() in DOCUMENT_SUFFIXES and p.is_file()
-        )
-        keyed = {document_key(p.relative_to(folder).as_posix()): p for p in files}
-        known = self.store.known_keys(state.id, list(keyed))
+        """Only the documents not stored yet are read."""
+        assert source.path is not None
+        listed = list_documents(source.path)
+        known = self.store.known_keys(state.id, list(listed))
         articles, problems = [], []
-        for key, path in keyed.items():
+        for key, path in listed.items():
             if key in known:
                 continue
             try:
-                articles.append((key, _as_file(read_document(path, source=source.name), path)))
-            except ParseError as exc:
+                articles.append((key, read_folder_document(path, source.name)))
+            except (ParseError, OSError) as exc:
                 log.warning(
                     "unreadable document source=%s file=%s error=%s", source.name, path, exc
                 )
                 problems.append(str(exc))
-        return _Fetched(articles, warning="; ".join(problems)[:2000] or None, items=len(keyed))
+        return _Fetched(articles, warning="; ".join(problems)[:2000] or None, items=len(listed))
 
     def _new_articles(
         self,
@@ -260,45 +263,57 @@ class Pipeline:
     # --- delivering ----------------------------------------------------------------------
 
     def deliver_due(self) -> DeliveryReport:
-        """Send every delivery whose time has come; a failing channel waits for its retry."""
+        """Send every delivery whose time has come, each channel in alert order; a failing
+        channel waits for its retry with all its later deliveries."""
         sent = failed = 0
-        blocked: set[str] = set()  # channels that failed this round keep their order
+        skipped: set[str] = set()  # channels that failed or were taken this round
         for delivery in self.store.due_deliveries(self.clock()):
             if self.stop.is_set():
                 break
-            if delivery.channel in blocked:
+            if delivery.channel in skipped:
                 continue
-            try:
-                self._send(delivery.channel, delivery.message)
-            except Exception as exc:  # DeliveryError, or a bug in a channel: record and retry
-                if not isinstance(exc, DeliveryError):
-                    log.exception("unexpected error sending channel=%s", delivery.channel)
+            if not self.store.claim(delivery.id, self.clock()):  # another process has it
+                skipped.add(delivery.channel)
+                continue
+            if self._deliver(delivery):
+                sent += 1
+            else:
                 failed += 1
-                blocked.add(delivery.channel)
-                delay = _backoff(
-                    self.runtime.config.daemon.retry_base,
-                    delivery.attempts + 1,
-                    MAX_DELIVERY_BACKOFF,
-                )
-                self.store.mark_failed(delivery.id, describe(exc), self.clock() + delay)
-                log.warning(
-                    "delivery failed channel=%s alert_id=%d attempt=%d error=%s",
-                    delivery.channel,
-                    delivery.alert_id,
-                    delivery.attempts + 1,
-                    exc,
-                )
-                continue
-            self.store.mark_sent(delivery.id, self.clock())
-            sent += 1
-            log.info("delivered channel=%s alert_id=%d", delivery.channel, delivery.alert_id)
+                skipped.add(delivery.channel)
         return DeliveryReport(sent, failed)
 
-    def _send(self, channel_name: str, message: object) -> None:
-        channel = self.runtime.channels.get(channel_name)
+    def _deliver(self, delivery: PendingDelivery) -> bool:
+        channel = self.runtime.channels.get(delivery.channel)
         if channel is None:
-            raise DeliveryError(f"channel {channel_name!r} is no longer configured")
-        channel.send(message)  # type: ignore[arg-type]
+            error = f"channel {delivery.channel!r} is no longer configured"
+            self.store.give_up(delivery.id, error)
+            log.error(
+                "delivery given up channel=%s alert_id=%d error=%s",
+                delivery.channel,
+                delivery.alert_id,
+                error,
+            )
+            return False
+        try:
+            channel.send(delivery.message)
+        except Exception as exc:  # DeliveryError, or a bug in a channel: record and retry
+            if not isinstance(exc, DeliveryError):
+                log.exception("unexpected error sending channel=%s", delivery.channel)
+            base = self.runtime.config.daemon.retry_base
+            delay = _backoff(base, delivery.attempts + 1, MAX_DELIVERY_BACKOFF)
+            self.store.mark_failed(delivery, describe(exc), self.clock() + delay)
+            log.warning(
+                "delivery failed channel=%s alert_id=%d attempt=%d error=%s retry_in=%ds",
+                delivery.channel,
+                delivery.alert_id,
+                delivery.attempts + 1,
+                exc,
+                delay.total_seconds(),
+            )
+            return False
+        self.store.mark_sent(delivery.id, self.clock())
+        log.info("delivered channel=%s alert_id=%d", delivery.channel, delivery.alert_id)
+        return True
 
 
 def describe(exc: Exception) -> str:
@@ -321,9 +336,3 @@ def _backoff(base: timedelta, failures: int, ceiling: timedelta) -> timedelta:
     delay = min(base * (2 ** min(failures - 1, 20)), max(ceiling, base))
     jittered: timedelta = delay * random.uniform(1.0, 1.25)
     return jittered
-
-
-def _as_file(article: Article, path: Path) -> Article:
-    """A document links to its file, and without a date of its own takes the file's."""
-    published = article.published or datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    return replace(article, url=article.url or path.resolve().as_uri(), published=published)

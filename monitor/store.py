@@ -6,7 +6,14 @@ so a re-poll, a restart or a second daemon never duplicates anything. Everything
 is written in one transaction, so a crash leaves either all of it or none.
 
 SQLite runs in WAL mode with foreign keys on, a busy timeout, and write transactions that take
-the write lock up front (BEGIN IMMEDIATE) so concurrent writers wait instead of failing.
+the write lock up front (BEGIN IMMEDIATE) so concurrent writers wait instead of failing; reads
+take no lock and run beside them.
+
+The outbox is safe with several deliverers (a daemon and ``monitor poll``, or several daemons on
+PostgreSQL): a delivery is claimed with a conditional UPDATE and a lease before it is sent, so
+only one process sends it; a claim whose process died expires and the delivery is sent again
+(at least once, never lost). A channel is sent to in alert order: while one of its deliveries
+waits for a retry or is being sent, the channel's later deliveries wait too.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from alembic import command
@@ -45,6 +52,8 @@ from monitor.tables import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+DELIVERY_LEASE = timedelta(minutes=5)  # a claimed delivery not settled by then is sent again
+_WRITES = "monitor_writes"  # execution option: this transaction will write
 
 
 @dataclass(frozen=True)
@@ -121,7 +130,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    writes = connection.get_execution_options().get(_WRITES, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
 class Store:
@@ -136,12 +146,17 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
+    def _transaction(self, *, writes: bool = True) -> Iterator[Connection]:
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_WRITES: writes})
+                with conn.begin():
+                    yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"database error: {exc}") from exc
+
+    def _read(self) -> Any:
+        return self._transaction(writes=False)
 
     def upgrade(self) -> None:
         """Apply every migration not yet applied; a failed migration is rolled back whole."""
@@ -186,7 +201,7 @@ class Store:
                     )
 
     def source_state(self, name: str) -> SourceState:
-        with self._transaction() as conn:
+        with self._read() as conn:
             row = conn.execute(select(SourceRow).where(SourceRow.name == name)).one_or_none()
         if row is None:
             raise StoreError(f"source {name!r} is not in the database (run sync_sources first)")
@@ -203,7 +218,7 @@ class Store:
 
     def due_sources(self, names: Sequence[str], now: datetime) -> list[str]:
         """Of ``names``, those whose next check is due (or that were never checked)."""
-        with self._transaction() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 select(SourceRow.name)
                 .where(SourceRow.name.in_(names))
@@ -215,7 +230,7 @@ class Store:
     def known_keys(self, source_id: int, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` the source already has."""
         found: set[str] = set()
-        with self._transaction() as conn:
+        with self._read() as conn:
             for chunk in _chunks(list(keys), 500):
                 rows = conn.execute(
                     select(ArticleRow.key)
@@ -329,53 +344,86 @@ class Store:
     # --- the outbox ----------------------------------------------------------------------
 
     def due_deliveries(self, now: datetime, limit: int = 100) -> list[PendingDelivery]:
-        """Pending deliveries whose time has come, oldest alert first."""
-        with self._transaction() as conn:
-            rows = conn.execute(
-                select(
-                    DeliveryRow.id,
-                    DeliveryRow.alert_id,
-                    DeliveryRow.channel,
-                    DeliveryRow.attempts,
-                    AlertRow.message,
-                )
-                .join(AlertRow, AlertRow.id == DeliveryRow.alert_id)
-                .where(DeliveryRow.status == "pending")
-                .where(DeliveryRow.next_attempt_at <= now)
-                .order_by(DeliveryRow.alert_id, DeliveryRow.id)
-                .limit(limit)
-            ).all()
+        """Pending deliveries whose time has come, oldest alert first, leaving out channels
+        that are waiting for a retry or being sent to by another process."""
+        pending = DeliveryRow.status == "pending"
+        busy = select(DeliveryRow.channel).where(
+            pending
+            & (
+                (DeliveryRow.next_attempt_at > now)
+                | (DeliveryRow.lease_until.is_not(None) & (DeliveryRow.lease_until > now))
+            )
+        )
+        query = (
+            select(
+                DeliveryRow.id,
+                DeliveryRow.alert_id,
+                DeliveryRow.channel,
+                DeliveryRow.attempts,
+                AlertRow.message,
+            )
+            .join(AlertRow, AlertRow.id == DeliveryRow.alert_id)
+            .where(pending & DeliveryRow.channel.not_in(busy))
+            .order_by(DeliveryRow.alert_id, DeliveryRow.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
         return [
             PendingDelivery(r.id, r.alert_id, r.channel, r.attempts, message_from_json(r.message))
             for r in rows
         ]
+
+    def claim(self, delivery_id: int, now: datetime) -> bool:
+        """Take a delivery for sending; False if another process has it or it is settled."""
+        with self._transaction() as conn:
+            claimed = conn.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery_id)
+                .where(DeliveryRow.status == "pending")
+                .where(DeliveryRow.next_attempt_at <= now)
+                .where(DeliveryRow.lease_until.is_(None) | (DeliveryRow.lease_until <= now))
+                .values(lease_until=now + DELIVERY_LEASE)
+            )
+            return claimed.rowcount == 1
 
     def mark_sent(self, delivery_id: int, now: datetime) -> None:
         with self._transaction() as conn:
             conn.execute(
                 update(DeliveryRow)
                 .where(DeliveryRow.id == delivery_id)
-                .values(status="sent", sent_at=now, attempts=DeliveryRow.attempts + 1)
+                .values(
+                    status="sent", sent_at=now, attempts=DeliveryRow.attempts + 1, lease_until=None
+                )
             )
 
-    def mark_failed(self, delivery_id: int, error: str, retry_at: datetime) -> None:
-        """A failed attempt: the delivery stays pending until ``retry_at``."""
+    def mark_failed(self, delivery: PendingDelivery, error: str, retry_at: datetime) -> None:
+        """A failed attempt: the delivery, and every later one to its channel, wait until
+        ``retry_at`` (the channel keeps its order)."""
+        with self._transaction() as conn:
+            conn.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery.id)
+                .values(
+                    attempts=DeliveryRow.attempts + 1, last_error=error[:2000], lease_until=None
+                )
+            )
+            conn.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.channel == delivery.channel)
+                .where(DeliveryRow.status == "pending")
+                .where(DeliveryRow.next_attempt_at < retry_at)
+                .values(next_attempt_at=retry_at)
+            )
+
+    def give_up(self, delivery_id: int, error: str) -> None:
+        """A delivery that can never succeed (its channel is gone): kept, marked failed."""
         with self._transaction() as conn:
             conn.execute(
                 update(DeliveryRow)
                 .where(DeliveryRow.id == delivery_id)
-                .values(
-                    attempts=DeliveryRow.attempts + 1,
-                    last_error=error[:2000],
-                    next_attempt_at=retry_at,
-                )
+                .values(status="failed", last_error=error[:2000], lease_until=None)
             )
-
-    def next_delivery_at(self) -> datetime | None:
-        with self._transaction() as conn:
-            return conn.execute(
-                select(func.min(DeliveryRow.next_attempt_at)).where(DeliveryRow.status == "pending")
-            ).scalar_one_or_none()
 
     # --- review --------------------------------------------------------------------------
 
@@ -400,7 +448,7 @@ class Store:
         if filters.rule:
             matched = select(MatchRow.article_id).where(MatchRow.rule == filters.rule)
             query = query.where(ArticleRow.id.in_(matched))
-        with self._transaction() as conn:
+        with self._read() as conn:
             rows = conn.execute(query).all()
             entities = _entities(conn, [r.id for r in rows])
             rules = _rules(conn, [r.id for r in rows])
@@ -440,7 +488,7 @@ class Store:
             query = query.where(AlertRow.rule == filters.rule)
         if filters.since:
             query = query.where(AlertRow.created_at >= filters.since)
-        with self._transaction() as conn:
+        with self._read() as conn:
             rows = conn.execute(query).all()
             entities = _entities(conn, [r.article_id for r in rows])
             deliveries = _deliveries(conn, [r.id for r in rows])
@@ -470,7 +518,7 @@ class Store:
             "alerts": AlertRow,
             "deliveries": DeliveryRow,
         }
-        with self._transaction() as conn:
+        with self._read() as conn:
             return {
                 name: conn.execute(select(func.count()).select_from(table)).scalar_one()
                 for name, table in tables.items()
@@ -559,10 +607,6 @@ def _mention_row(article_id: int, m: Mention) -> dict[str, Any]:
         text=m.text,
         alias=m.alias,
     )
-
-
-def _mention(row: Any) -> Mention:
-    return Mention(row.kind, row.entity_id, row.field, row.start, row.end, row.text, row.alias)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

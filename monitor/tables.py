@@ -147,6 +147,7 @@ class DeliveryRow(Base):
     status: Mapped[str] = mapped_column(String(20), index=True)  # pending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # claimed for sending
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     __table_args__ = (

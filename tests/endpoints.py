@@ -9,6 +9,7 @@ import email.policy
 import json
 import socket
 import threading
+import time
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,6 +30,7 @@ class WebhookEndpoint:
         self.received: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.fail_status: int | None = None
+        self.delay = 0.0  # seconds to wait before answering, like a slow service
         self._lock = threading.Lock()
         endpoint = self
 
@@ -36,6 +38,7 @@ class WebhookEndpoint:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                time.sleep(endpoint.delay)
                 status = endpoint.fail_status
                 if status is None:
                     with endpoint._lock:

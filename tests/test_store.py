@@ -105,7 +105,8 @@ def test_the_outbox(store: Store) -> None:
     due = store.due_deliveries(NOW)
     assert [d.channel for d in due] == ["slack", "email"]
     assert due[0].message.actors == ("Antony Blinken", "Wang Yi")
-    store.mark_failed(due[0].id, "503 from Slack", NOW + timedelta(minutes=1))
+    assert store.claim(due[0].id, NOW) and store.claim(due[1].id, NOW)
+    store.mark_failed(due[0], "503 from Slack", NOW + timedelta(minutes=1))
     store.mark_sent(due[1].id, NOW)
     assert store.due_deliveries(NOW) == []
     [retry] = store.due_deliveries(NOW + timedelta(minutes=1))

@@ -1,0 +1,165 @@
+"""The outbox with real channels (apprise json:// to local endpoints) and a real SQLite file:
+several deliverers never send an alert twice, a channel that is down neither starves the others
+nor loses its order, a restart resumes what is pending, and a removed channel is given up."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from endpoints import WebhookEndpoint
+
+from monitor.config import parse_config
+from monitor.fetch import Fetcher, FetchSettings
+from monitor.messages import build_message
+from monitor.models import AlertPlan, Article, FetchOutcome, NewArticle
+from monitor.pipeline import DeliveryReport, Pipeline
+from monitor.runtime import load_runtime
+from monitor.store import LogFilter, Store
+
+START = datetime(2024, 2, 16, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def hooks() -> Iterator[tuple[WebhookEndpoint, WebhookEndpoint]]:
+    a, b = WebhookEndpoint(), WebhookEndpoint()
+    yield a, b
+    a.close()
+    b.close()
+
+
+def config_text(tmp_path: Path, a: WebhookEndpoint, b: WebhookEndpoint, channels: str) -> str:
+    return f"""
+[database]
+url = "sqlite:///{tmp_path / "outbox.db"}"
+[daemon]
+retry_base = "1m"
+[[sources]]
+name = "news"
+url = "https://example.org/feed"
+[[channels]]
+name = "a"
+url = "json://127.0.0.1:{a.port}/a"
+[[channels]]
+name = "b"
+url = "json://127.0.0.1:{b.port}/b"
+[[rules]]
+name = "principals"
+query = "actor:antony-blinken"
+channels = {channels}
+"""
+
+
+def pipeline_for(text: str, clock: Clock, tmp_path: Path) -> Pipeline:
+    config = parse_config(text, origin="test.toml", base_dir=tmp_path)
+    store = Store.open(config.database.url)
+    store.upgrade()
+    pipeline = Pipeline(load_runtime(config), store, Fetcher(FetchSettings()), clock=clock)
+    pipeline.prepare()
+    return pipeline
+
+
+def queue_alerts(pipeline: Pipeline, titles: list[str], channels: tuple[str, ...]) -> None:
+    """Store one matching article per title, each with an alert to ``channels``."""
+    items = []
+    for title in titles:
+        article = Article(title=title, text="Antony Blinken spoke.", source="news")
+        message = build_message("principals", article, (), (), {})
+        plan = AlertPlan("principals", channels, message, ())
+        items.append(NewArticle(f"guid:{title}", article, (), (plan,)))
+    state = pipeline.store.source_state("news")
+    outcome = FetchOutcome(pipeline.clock(), "ok", 1, pipeline.clock() + timedelta(minutes=15))
+    pipeline.store.save_poll(state, outcome, items)
+
+
+def titles(endpoint: WebhookEndpoint) -> list[str]:
+    return [str(r["title"]).removeprefix("[principals] ") for r in endpoint.received]
+
+
+def test_two_deliverers_never_send_an_alert_twice(
+    tmp_path: Path, hooks: tuple[WebhookEndpoint, WebhookEndpoint]
+) -> None:
+    a, b = hooks
+    a.delay = 0.05
+    clock = Clock()
+    text = config_text(tmp_path, a, b, '["a", "b"]')
+    first, second = pipeline_for(text, clock, tmp_path), pipeline_for(text, clock, tmp_path)
+    queue_alerts(first, [f"t{i}" for i in range(8)], ("a", "b"))
+    threads = [threading.Thread(target=p.deliver_due) for p in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for _ in range(3):  # whatever one left because the other held the channel
+        first.deliver_due()
+        second.deliver_due()
+    assert titles(a) == [f"t{i}" for i in range(8)]
+    assert titles(b) == [f"t{i}" for i in range(8)]
+    first.store.close()
+    second.store.close()
+
+
+def test_a_channel_that_is_down_neither_starves_others_nor_loses_order(
+    tmp_path: Path, hooks: tuple[WebhookEndpoint, WebhookEndpoint]
+) -> None:
+    a, b = hooks
+    a.fail_status = 503
+    clock = Clock()
+    pipeline = pipeline_for(config_text(tmp_path, a, b, '["a"]'), clock, tmp_path)
+    queue_alerts(pipeline, [f"t{i:03}" for i in range(150)], ("a",))
+    assert pipeline.deliver_due().failed == 1  # one attempt; the channel then backs off
+    queue_alerts(pipeline, ["for-b"], ("b",))
+    queue_alerts(pipeline, ["late-a"], ("a",))
+    assert pipeline.deliver_due().sent == 1
+    assert titles(b) == ["for-b"]
+    assert pipeline.deliver_due() == DeliveryReport(0, 0)  # a is still waiting
+
+    a.fail_status = None
+    clock.now += timedelta(minutes=2)
+    for _ in range(3):
+        pipeline.deliver_due()
+    assert titles(a) == [f"t{i:03}" for i in range(150)] + ["late-a"]
+    [failed_first] = [r for r in pipeline.store.alerts(LogFilter(limit=500)) if r.title == "t000"]
+    assert failed_first.deliveries[0].attempts == 2
+    pipeline.store.close()
+
+
+def test_a_restart_resumes_pending_deliveries_and_gives_up_removed_channels(
+    tmp_path: Path, hooks: tuple[WebhookEndpoint, WebhookEndpoint]
+) -> None:
+    a, b = hooks
+    a.fail_status = 503
+    clock = Clock()
+    pipeline = pipeline_for(config_text(tmp_path, a, b, '["a", "b"]'), clock, tmp_path)
+    queue_alerts(pipeline, ["t0"], ("a", "b"))
+    assert pipeline.deliver_due().sent == 1  # b got it, a is down
+    pipeline.store.close()
+
+    a.fail_status = None
+    clock.now += timedelta(minutes=2)
+    restarted = pipeline_for(config_text(tmp_path, a, b, '["a", "b"]'), clock, tmp_path)
+    assert restarted.deliver_due().sent == 1
+    assert titles(a) == ["t0"] and titles(b) == ["t0"]  # b was not sent to again
+
+    queue_alerts(restarted, ["t1"], ("a", "b"))
+    restarted.store.close()
+    text = config_text(tmp_path, a, b, '["b"]').replace(
+        f'name = "a"\nurl = "json://127.0.0.1:{a.port}/a"\n[[channels]]\n', ""
+    )
+    without_a = pipeline_for(text, clock, tmp_path)
+    assert without_a.deliver_due() == DeliveryReport(sent=1, failed=1)
+    [alert] = [r for r in without_a.store.alerts(LogFilter()) if r.title == "t1"]
+    statuses = {d.channel: (d.status, d.last_error) for d in alert.deliveries}
+    assert statuses == {"a": ("failed", "channel 'a' is no longer configured"), "b": ("sent", None)}
+    without_a.store.close()
