@@ -1,5 +1,6 @@
 """The daemon: APScheduler 3 as a ticker. Each source's next check lives in the database, so the
-scheduler only ticks; one job polls the sources that are due, another drains the outbox.
+scheduler only ticks: one job hands the sources that are due to a bounded pool of workers
+(a slow source holds one worker, never the others), another drains the outbox.
 
 The first SIGTERM or SIGINT stops new work, lets what is in flight finish and returns; a second
 one exits at once.
@@ -11,11 +12,13 @@ import logging
 import os
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 
-from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from monitor.config import SourceConfig
 from monitor.errors import StoreError
 from monitor.pipeline import Pipeline, utc_now
 
@@ -30,41 +33,36 @@ class Daemon:
         self.stop = pipeline.stop
         self._signals = 0
         self._delivering = threading.Lock()  # one outbox drain at a time, whoever starts it
-        daemon = pipeline.runtime.config.daemon
+        self._in_flight: set[str] = set()
+        self._in_flight_lock = threading.Lock()
+        settings = pipeline.runtime.config.daemon
+        self._workers = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="poll")
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(2)},
+            executors={"default": JobExecutor(2)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
-        self._scheduler.add_job(
-            self._poll,
-            "interval",
-            seconds=daemon.tick.total_seconds(),
-            id="poll",
-            next_run_time=utc_now(),
-        )
-        self._scheduler.add_job(
-            self._deliver,
-            "interval",
-            seconds=daemon.delivery_tick.total_seconds(),
-            id="deliver",
-            next_run_time=utc_now(),
-        )
+        for job, every in ((self._tick, settings.tick), (self._deliver, settings.delivery_tick)):
+            self._scheduler.add_job(
+                job, "interval", seconds=every.total_seconds(), next_run_time=utc_now()
+            )
 
     def run(self) -> None:
         """Run until a signal (or ``request_stop``); returns once in-flight work is done."""
         self.pipeline.prepare()
         self._install_signal_handlers()
         self._scheduler.start()
+        runtime = self.pipeline.runtime
         log.info(
             "daemon started sources=%d rules=%d channels=%d",
-            len(self.pipeline.runtime.config.sources),
-            len(self.pipeline.runtime.rules.rules),
-            len(self.pipeline.runtime.channels),
+            len(runtime.config.sources),
+            len(runtime.rules.rules),
+            len(runtime.channels),
         )
         self.stop.wait()
         log.info("stopping: finishing work in flight")
         self._scheduler.shutdown(wait=True)
+        self._workers.shutdown(wait=True, cancel_futures=True)
         log.info("daemon stopped")
 
     def request_stop(self) -> None:
@@ -84,14 +82,32 @@ class Daemon:
         log.info("signal received signal=%s", signal.Signals(signum).name)
         self.stop.set()
 
-    def _poll(self) -> None:
+    def _tick(self) -> None:
+        """Hand every due source that is not already being polled to a worker."""
         try:
-            self.pipeline.poll_due()
+            due = self.pipeline.due_sources()
         except StoreError as exc:
-            log.error("poll failed, will retry next tick error=%s", exc)
+            log.error("cannot read the schedule, will retry next tick error=%s", exc)
+            return
+        for source in due:
+            with self._in_flight_lock:
+                if source.name in self._in_flight or self.stop.is_set():
+                    continue
+                self._in_flight.add(source.name)
+            self._workers.submit(self._poll, source)
+
+    def _poll(self, source: SourceConfig) -> None:
+        try:
+            if not self.stop.is_set():
+                self.pipeline.poll_source(source)
+        except StoreError as exc:
+            log.error("poll failed, will retry source=%s error=%s", source.name, exc)
         except Exception:
-            log.exception("poll tick failed, will retry next tick")
-        self._deliver()
+            log.exception("poll failed, will retry source=%s", source.name)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.discard(source.name)
+        self._deliver()  # send what this poll found without waiting for the next tick
 
     def _deliver(self) -> None:
         if not self._delivering.acquire(blocking=False):
@@ -101,6 +117,6 @@ class Daemon:
         except StoreError as exc:
             log.error("delivery round failed, will retry next tick error=%s", exc)
         except Exception:
-            log.exception("delivery tick failed, will retry next tick")
+            log.exception("delivery round failed, will retry next tick")
         finally:
             self._delivering.release()

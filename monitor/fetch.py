@@ -1,8 +1,11 @@
 """The network edge: get a source's bytes over HTTP(S) or from a local file.
 
 ``Fetcher`` owns one shared ``httpx.Client`` (thread-safe, so a small pool of workers can share
-it). A fetch is a conditional GET that streams the body, so the size cap and the overall deadline
-hold even against a server that drips bytes or never stops. Every failure becomes a
+it). A fetch is a conditional GET that streams the body, so the size cap holds even against a
+server that never stops. httpx's timeouts are per read, so a server that drips one byte at a
+time (headers or body) would never time out: a watchdog shuts the fetch's sockets when its
+overall deadline passes. Connections are not kept alive between fetches (feeds are polled minutes
+apart), so every socket a fetch uses is its own. Every failure becomes a
 ``FetchError`` naming the URL and the cause; HTTP errors carry the status.
 
 This module knows nothing about feeds or the database.
@@ -10,7 +13,10 @@ This module knows nothing about feeds or the database.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -82,6 +88,7 @@ class Fetcher:
             follow_redirects=True,
             max_redirects=settings.max_redirects,
             timeout=httpx.Timeout(settings.timeout),
+            limits=httpx.Limits(max_keepalive_connections=0),
             headers={"User-Agent": settings.user_agent, "Accept": FEED_ACCEPT},
         )
 
@@ -117,12 +124,18 @@ class Fetcher:
 
     def _fetch_http(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
         started = time.monotonic()
-        try:
-            with self._client.stream("GET", url, headers=_validators(etag, last_modified)) as resp:
-                _raise_for_status(url, resp)
-                body = b"" if resp.status_code == 304 else self._read_body(url, resp, started)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise FetchError(f"{url}: {self._cause(exc)}") from exc
+        headers = _validators(etag, last_modified)
+        with _Watchdog(self.settings.deadline) as watchdog:
+            try:
+                with self._client.stream(
+                    "GET", url, headers=headers, extensions={"trace": watchdog.trace}
+                ) as resp:
+                    _raise_for_status(url, resp)
+                    body = b"" if resp.status_code == 304 else self._read_body(url, resp, started)
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                if watchdog.expired:
+                    raise FetchError(f"{url}: {self._deadline_passed()}") from exc
+                raise FetchError(f"{url}: {self._cause(exc)}") from exc
         result = _result(resp, body, started, etag, last_modified)
         log.debug(
             "fetched url=%s status=%s bytes=%s elapsed=%.3f",
@@ -132,6 +145,9 @@ class Fetcher:
             result.elapsed,
         )
         return result
+
+    def _deadline_passed(self) -> str:
+        return f"deadline of {self.settings.deadline:g}s passed before the fetch finished"
 
     def _cause(self, exc: Exception) -> str:
         detail = str(exc) or type(exc).__name__
@@ -170,6 +186,47 @@ class Fetcher:
             raise FetchError(f"{url}: file is larger than {limit} bytes")
         elapsed = time.monotonic() - started
         return FetchResult(url, 200, body, MappingProxyType({}), elapsed=elapsed)
+
+
+class _Watchdog:
+    """Shuts every socket of one fetch once its deadline has passed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def trace(self, event: str, info: Mapping[str, object]) -> None:
+        """httpcore's trace hook: note each new connection's socket."""
+        if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return
+        stream = info.get("return_value")
+        sock = getattr(stream, "get_extra_info", lambda _: None)("socket")
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._sockets.append(sock)
+                if self.expired:
+                    _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _validators(etag: str | None, last_modified: str | None) -> dict[str, str]:

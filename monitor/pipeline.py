@@ -105,10 +105,14 @@ class Pipeline:
         """Make sure the database knows every configured source."""
         self.store.sync_sources(self.runtime.config.sources, self.clock())
 
-    def poll_due(self) -> list[PollReport]:
-        """Poll the enabled sources whose next check is due."""
+    def due_sources(self) -> list[SourceConfig]:
+        """The enabled sources whose next check is due."""
         due = self.store.due_sources(list(self._sources), self.clock())
-        return self._poll_many([self._sources[name] for name in due])
+        return [self._sources[name] for name in due]
+
+    def poll_due(self) -> list[PollReport]:
+        """Poll the enabled sources whose next check is due, and wait for all of them."""
+        return self._poll_many(self.due_sources())
 
     def poll_all(self) -> list[PollReport]:
         """Poll every enabled source now, whatever its schedule."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -121,7 +122,7 @@ def test_daemon_alerts_within_one_interval_and_stops_on_sigterm(
 
 
 def test_sigterm_finishes_the_fetch_in_flight_and_a_second_signal_exits_at_once(
-    start_daemon: Callable[[], subprocess.Popen[str]], feed_server: FeedServer
+    start_daemon: Callable[[], subprocess.Popen[str]], feed_server: FeedServer, tmp_path: Path
 ) -> None:
     body = rss([article_item("neg01.json")])
     feed_server.route("/world.xml", body, headers=RSS_TYPE, delay_per_byte=0.01)  # ~5 s
@@ -130,6 +131,9 @@ def test_sigterm_finishes_the_fetch_in_flight_and_a_second_signal_exits_at_once(
     daemon.send_signal(signal.SIGTERM)  # mid-fetch: the fetch ends at its 3 s deadline
     daemon.communicate(timeout=10)
     assert daemon.returncode == 0
+    with sqlite3.connect(tmp_path / "monitor.db") as db:  # the fetch in flight was recorded
+        [(status, error)] = db.execute("select status, error from fetches").fetchall()
+    assert status == "error" and "deadline" in error
 
     daemon = start_daemon()
     assert wait_for(lambda: feed_server.hits["/world.xml"] >= 2, timeout=20)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -167,6 +168,36 @@ def test_slow_drip_stopped_by_deadline(feed_server: FeedServer) -> None:
         f.fetch(feed_server.url("/slow.xml"))
 
     assert time.monotonic() - started < 1.0 + 2
+
+
+def test_headers_dripped_a_byte_at_a_time_are_stopped_by_the_deadline() -> None:
+    """Each byte arrives well within the read timeout; only the overall deadline stops it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n" * 10:
+                if stop.is_set():
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    with fetcher(deadline=1.5, timeout=1.0) as f, pytest.raises(FetchError, match="deadline"):
+        f.fetch(f"http://127.0.0.1:{port}/feed.xml")
+    assert time.monotonic() - started < 1.5 + 1
+    stop.set()
+    listener.close()
+    thread.join(timeout=5)
 
 
 def test_silent_server_times_out(feed_server: FeedServer) -> None:
