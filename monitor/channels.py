@@ -56,7 +56,9 @@ class AppriseChannel:
     def __init__(self, name: str, url: str) -> None:
         self.name = name
         self._apprise = apprise.Apprise()
-        if not self._apprise.add(url):
+        with apprise.LogCapture(level=logging.ERROR):  # type: ignore[no-untyped-call]
+            understood = self._apprise.add(url)  # its complaint is ours to report
+        if not understood:
             raise ValueError("apprise does not understand this URL (see https://appriseit.com/)")
         self.plugin = self._apprise[0]
         self.service = str(getattr(self.plugin, "service_name", "") or "")

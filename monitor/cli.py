@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +24,6 @@ from monitor.daemon import Daemon
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, MonitorError, ParseError
 from monitor.extract import propose_watchlist, render_toml
-from monitor.fetch import Fetcher, FetchSettings
 from monitor.matcher import Matcher
 from monitor.models import Article, MatchResult
 from monitor.parse import DOCUMENT_SUFFIXES, read_document
@@ -97,20 +96,6 @@ def _runtime(config_path: Path | None, *, with_channels: bool = True) -> Runtime
     return runtime
 
 
-def _pipeline(runtime: Runtime) -> Pipeline:
-    store = Store.open(runtime.config.database.url)
-    store.upgrade()
-    fetch = runtime.config.fetch
-    settings = FetchSettings(
-        timeout=fetch.timeout.total_seconds(),
-        deadline=fetch.deadline.total_seconds(),
-        max_bytes=fetch.max_bytes,
-    )
-    if fetch.user_agent:
-        settings = replace(settings, user_agent=fetch.user_agent)
-    return Pipeline(runtime, store, Fetcher(settings))
-
-
 @main.command()
 @config_option
 def run(config_path: Path | None) -> None:
@@ -119,12 +104,11 @@ def run(config_path: Path | None) -> None:
     SIGTERM or SIGINT finishes the work in flight and exits 0; a second signal exits at once.
     """
     with _errors():
-        pipeline = _pipeline(_runtime(config_path))
+        pipeline = Pipeline.open(_runtime(config_path))
         try:
             Daemon(pipeline).run()
         finally:
-            pipeline.fetcher.close()
-            pipeline.store.close()
+            pipeline.close()
 
 
 @main.command()
@@ -135,14 +119,13 @@ def poll(config_path: Path | None) -> None:
     Exits non-zero if the run itself failed, not if one source was broken.
     """
     with _errors():
-        pipeline = _pipeline(_runtime(config_path))
+        pipeline = Pipeline.open(_runtime(config_path))
         try:
             pipeline.prepare()
             reports = pipeline.poll_all()
             delivered = pipeline.deliver_due()
         finally:
-            pipeline.fetcher.close()
-            pipeline.store.close()
+            pipeline.close()
     for r in reports:
         detail = f" error: {r.error}" if r.error else ""
         click.echo(
@@ -259,7 +242,7 @@ def log_command(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from exc
     with _errors():
-        store = Store.open(_config(config_path).database.url)
+        store = Store.open(_config(config_path).database.url, must_exist=True)
         store.upgrade()
         query = LogFilter(since=since_at, limit=limit, **filters)
         records: Sequence[ArticleRecord | AlertRecord] = (
@@ -364,7 +347,10 @@ def extract(dirs: Sequence[Path], output: Path | None, min_mentions: int) -> Non
         )
     toml = render_toml(propose_watchlist(texts, min_mentions=min_mentions))
     if output:
-        output.write_text(toml, encoding="utf-8")
+        try:
+            output.write_text(toml, encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from exc
         click.echo(
             f"monitor: wrote a proposed watchlist from {len(texts)} documents to {output}", err=True
         )

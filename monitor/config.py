@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -29,6 +30,7 @@ from pydantic import (
 
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, Problem
+from monitor.fetch import FetchSettings
 from monitor.resources import seeds_dir
 
 #: Where the configuration is looked for when no ``-c/--config`` is given.
@@ -44,15 +46,28 @@ BACKFILL_ALL = timedelta(days=365 * 1000)
 
 def _duration(value: object) -> object:
     if isinstance(value, str):
-        if value.strip().lower() == "all":
-            return BACKFILL_ALL
         return parse_duration(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         raise ValueError(f'write durations with a unit, e.g. "{value}s" or "{value}m"')
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+def _backfill(value: object) -> object:
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return BACKFILL_ALL
+    return _duration(value)
+
+
+#: A duration such as "15m"; never zero.
+Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
+#: A backfill window: a duration, "0s" for none, or "all".
+Backfill = Annotated[timedelta, BeforeValidator(_backfill)]
 
 
 class _Section(BaseModel):
@@ -60,7 +75,7 @@ class _Section(BaseModel):
 
 
 class DatabaseConfig(_Section):
-    url: str = "sqlite:///monitor.db"  # SQLite file in the working folder
+    url: str = "sqlite:///monitor.db"  # relative SQLite paths are taken from the working folder
 
 
 class WatchlistConfig(_Section):
@@ -68,12 +83,20 @@ class WatchlistConfig(_Section):
 
 
 class FetchConfig(_Section):
-    timeout: Duration = timedelta(seconds=10)  # connect and per-read timeout
-    deadline: Duration = timedelta(seconds=30)  # whole fetch, however slowly the server drips
-    max_bytes: StrictInt = Field(
-        default=10 * 1024 * 1024, gt=0
-    )  # body cap, counted while streaming
-    user_agent: str | None = None  # None: "monitor/<version> (+project URL)"
+    """The defaults are the fetch stage's own (``monitor.fetch.FetchSettings``)."""
+
+    timeout: Duration = timedelta(seconds=FetchSettings.timeout)  # connect, and each read
+    deadline: Duration = timedelta(seconds=FetchSettings.deadline)  # a whole fetch
+    max_bytes: StrictInt = Field(default=FetchSettings.max_bytes, gt=0)  # counted while streaming
+    user_agent: str = FetchSettings.user_agent
+
+    def settings(self) -> FetchSettings:
+        return FetchSettings(
+            timeout=self.timeout.total_seconds(),
+            deadline=self.deadline.total_seconds(),
+            max_bytes=self.max_bytes,
+            user_agent=self.user_agent,
+        )
 
 
 class DaemonConfig(_Section):
@@ -89,9 +112,8 @@ class SourceConfig(_Section):
     path: Path | None = None  # folder of .txt, .md and .json documents
     interval: Duration = timedelta(minutes=15)
     enabled: StrictBool = True
-    backfill: Duration = timedelta(
-        0
-    )  # first poll alerts only on items this recent ("all": every item)
+    # On the first poll, alert only on items published this recently ("all": every item).
+    backfill: Backfill = timedelta(0)
 
     @field_validator("url")
     @classmethod
@@ -144,12 +166,6 @@ class Config(_Section):
     rules: tuple[RuleConfig, ...] = ()
     origin: str = Field(default="built-in default", exclude=True)  # where it was read from
 
-    def source(self, name: str) -> SourceConfig:
-        return next(s for s in self.sources if s.name == name)
-
-    def channel(self, name: str) -> ChannelConfig:
-        return next(c for c in self.channels if c.name == name)
-
 
 def locate_config(explicit: Path | None, environ: Mapping[str, str] = os.environ) -> Path | None:
     """``-c/--config``, then ``$MONITOR_CONFIG``, then ``./monitor.toml``; None: the default."""
@@ -169,9 +185,11 @@ def load_config(path: Path | None, environ: Mapping[str, str] = os.environ) -> C
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(
-            [Problem(str(path), f"cannot read the config file: {exc.strerror}")]
-        ) from exc
+        problem = Problem(str(path), f"cannot read the config file: {exc.strerror}")
+        raise ConfigError([problem]) from exc
+    except UnicodeDecodeError as exc:
+        problem = Problem(str(path), f"not UTF-8 text (byte {exc.start}): save it as UTF-8")
+        raise ConfigError([problem]) from exc
     return parse_config(text, origin=str(path), base_dir=path.parent, environ=environ)
 
 
@@ -188,12 +206,16 @@ def parse_config(
     try:
         config = Config.model_validate({**raw, "origin": origin})
     except ValidationError as exc:
-        problems.extend(_validation_problems(exc, origin))
+        unset = {p.where for p in problems}  # a missing variable is one problem, not two
+        problems.extend(p for p in validation_problems(exc, origin) if not _under(p, unset))
         raise ConfigError(problems) from exc
-    problems.extend(_cross_check(config))
     if problems:
         raise ConfigError(problems)
     return _resolve_paths(config, base_dir)
+
+
+def _under(problem: Problem, keys: set[str]) -> bool:
+    return any(problem.where == k or k.startswith(problem.where + ".") for k in keys)
 
 
 def _substitute_env(
@@ -228,7 +250,8 @@ def _join(key: str, part: str) -> str:
     return f"{key}.{part}" if key else part
 
 
-def _validation_problems(exc: ValidationError, origin: str) -> list[Problem]:
+def validation_problems(exc: ValidationError, origin: str) -> list[Problem]:
+    """pydantic's complaints as problems naming the file and the key (``sources[2].url``)."""
     problems = []
     for error in exc.errors():
         key = ""
@@ -236,12 +259,13 @@ def _validation_problems(exc: ValidationError, origin: str) -> list[Problem]:
             key = f"{key}[{part}]" if isinstance(part, int) else _join(key, str(part))
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = "unknown key (check its spelling and section)"
+            message = "unknown key (check its spelling and where it is)"
         problems.append(Problem(f"{origin}: {key}", message))
     return problems
 
 
-def _cross_check(config: Config) -> list[Problem]:
+def cross_check(config: Config) -> list[Problem]:
+    """Names that must be unique, and rules that name channels that do not exist."""
     problems = []
     for section in ("sources", "channels", "rules"):
         seen: set[str] = set()
@@ -277,9 +301,6 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
 
 #: The built-in default: the seed corpus as a source, the seeded watchlist, console alerts.
 DEFAULT_CONFIG_TOML = """
-[database]
-url = "sqlite:///monitor.db"
-
 [[sources]]
 name = "seed-corpus"
 path = "corpus"

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 _PART = re.compile(r"(\d+)\s*([smhdw])")
 _WHOLE = re.compile(r"^\s*(?:\d+\s*[smhdw]\s*)+$")
+_LONGEST = 100 * 365 * 86400  # a century
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -15,6 +16,8 @@ def parse_duration(text: str) -> timedelta:
     if not _WHOLE.match(text.lower()):
         raise ValueError(f"{text!r} is not a duration: write e.g. 30s, 15m, 2h, 1d or 1h30m")
     seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text.lower()))
+    if seconds > _LONGEST:
+        raise ValueError(f"{text!r} is too long a duration (at most {_LONGEST // 86400}d)")
     return timedelta(seconds=seconds)
 
 

@@ -2,6 +2,8 @@
 
     MonitorError                  anything monitor raises on purpose
     ├── ConfigError               a config, watchlist or rule problem (carries every problem found)
+    ├── QueryError                a rule's query cannot be compiled (monitor.rules; becomes a
+    │                             ConfigError problem naming the rule)
     ├── FetchError                a source could not be fetched (HTTP error, timeout, too large …)
     ├── ParseError                fetched bytes are not a usable feed or document
     ├── StoreError                the database refused or failed an operation

@@ -99,6 +99,21 @@ class Pipeline:
         }
         self._sources = {s.name: s for s in runtime.config.sources if s.enabled}
 
+    @classmethod
+    def open(cls, runtime: Runtime) -> Pipeline:
+        """A pipeline on the configured database (migrated) with a fetcher of its own."""
+        store = Store.open(runtime.config.database.url)
+        try:
+            store.upgrade()
+        except StoreError:
+            store.close()
+            raise
+        return cls(runtime, store, Fetcher(runtime.config.fetch.settings()))
+
+    def close(self) -> None:
+        self.fetcher.close()
+        self.store.close()
+
     # --- polling -------------------------------------------------------------------------
 
     def prepare(self) -> None:

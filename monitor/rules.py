@@ -26,7 +26,7 @@ from luqum.exceptions import IllegalCharacterError, ParseError
 from luqum.parser import parser as lucene_parser
 
 from monitor.config import RuleConfig
-from monitor.errors import ConfigError, Problem
+from monitor.errors import ConfigError, MonitorError, Problem
 from monitor.matcher import ends_word, starts_word
 from monitor.models import TEXT_FIELDS, Article, Mention, RuleHit
 from monitor.normalise import FoldedText, fold, fold_string
@@ -40,7 +40,7 @@ Evidence = tuple[Mention, ...]
 Test = Callable[["ArticleView"], Evidence | None]  # None: false; a tuple: true, with evidence
 
 
-class QueryError(ValueError):
+class QueryError(MonitorError):
     """A query that cannot be compiled, and where (0-based character offset)."""
 
     def __init__(self, message: str, position: int | None = None) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from monitor.channels import Channel, build_channels
-from monitor.config import Config
+from monitor.config import Config, cross_check
 from monitor.errors import ConfigError, Problem
 from monitor.rules import RuleSet, compile_rules
 from monitor.watchlist import Watchlist, load_watchlist
@@ -29,14 +29,14 @@ class Runtime:
 
 def load_runtime(config: Config, *, channels: dict[str, Channel] | None = None) -> Runtime:
     """Load the watchlist, compile the rules and build the channels; raise every problem."""
-    problems: list[Problem] = []
-    watchlist = Watchlist((), ())
+    problems: list[Problem] = cross_check(config)
+    watchlist = None
     try:
         watchlist = load_watchlist(config.watchlist.files)
     except ConfigError as exc:
         problems.extend(exc.problems)
     rules = RuleSet(())
-    if not problems:  # rules name watchlist ids: check them against a readable watchlist
+    if watchlist is not None:  # rules name watchlist ids: check them against a readable one
         try:
             rules = compile_rules(config.rules, watchlist, config.origin)
         except ConfigError as exc:
@@ -48,7 +48,7 @@ def load_runtime(config: Config, *, channels: dict[str, Channel] | None = None) 
             problems.extend(exc.problems)
             channels = {}
     problems.extend(_folder_problems(config))
-    if problems:
+    if problems or watchlist is None:
         raise ConfigError(problems)
     return Runtime(config, watchlist, rules, channels, _warnings(config))
 

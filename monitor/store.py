@@ -22,10 +22,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -139,8 +141,24 @@ class Store:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        return cls(open_engine(url))
+    def open(cls, url: str, *, must_exist: bool = False) -> Store:
+        """A store on ``url``; with ``must_exist``, a SQLite file that is not there is an error
+        rather than a new, empty database (for reviewing the log)."""
+        store = cls(open_engine(url))
+        database = store.engine.url.database
+        if (
+            must_exist
+            and store.engine.dialect.name == "sqlite"
+            and database not in (None, "", ":memory:")
+        ):
+            path = Path(database).resolve()
+            if not path.is_file():
+                store.close()
+                raise StoreError(
+                    f"no database at {path}: run `monitor poll` or `monitor run` first, from the "
+                    "folder the daemon runs in, or give its config with -c"
+                )
+        return store
 
     def close(self) -> None:
         self.engine.dispose()
@@ -163,11 +181,28 @@ class Store:
         config = AlembicConfig()
         config.set_main_option("script_location", str(migrations_dir()))
         try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_WRITES: True})
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot open the database {self.where}: {getattr(exc, 'orig', None) or exc}"
+            ) from exc
+        try:
             with self.engine.begin() as conn:
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
+        except AlembicError as exc:
+            raise StoreError(
+                f"the database {self.where} was migrated by another version of monitor ({exc});"
+                " install the version that wrote it, or point [database] url elsewhere"
+            ) from exc
         except SQLAlchemyError as exc:
             raise StoreError(f"database migration failed and was rolled back: {exc}") from exc
+
+    @property
+    def where(self) -> str:
+        """The database URL, without its password."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     # --- sources -------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from monitor.config import validation_problems
 from monitor.errors import ConfigError, Problem
 from monitor.models import EntityKind
 
@@ -108,16 +109,12 @@ def _read_file(path: Path, problems: list[Problem]) -> _WatchlistFile | None:
         return _WatchlistFile.model_validate(raw)
     except OSError as exc:
         problems.append(Problem(str(path), f"cannot read the watchlist: {exc.strerror}"))
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(str(path), f"not UTF-8 text (byte {exc.start}): save it as UTF-8"))
     except tomllib.TOMLDecodeError as exc:
         problems.append(Problem(str(path), f"not valid TOML: {exc}"))
     except ValidationError as exc:
-        for error in exc.errors():
-            key = ".".join(str(p) for p in error["loc"]).replace(".0.", "[0].")
-            key = re.sub(r"\.(\d+)", r"[\1]", ".".join(str(p) for p in error["loc"]))
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown key (check its spelling)"
-            problems.append(Problem(f"{path}: {key}", message))
+        problems.extend(validation_problems(exc, str(path)))
     return None
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -157,8 +159,6 @@ def test_db_upgrade_creates_the_tables(cli: CliRunner, tmp_path: Path) -> None:
     config.write_text(f"[database]\nurl = 'sqlite:///{tmp_path / 'x.db'}'\n")
     result = cli.invoke(main, ["db", "upgrade", "-c", str(config)])
     assert result.exit_code == 0, result.output
-    import sqlite3
-
     with sqlite3.connect(tmp_path / "x.db") as conn:
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
     assert {
@@ -170,3 +170,77 @@ def test_db_upgrade_creates_the_tables(cli: CliRunner, tmp_path: Path) -> None:
         "alerts",
         "deliveries",
     } <= tables
+
+
+def test_check_config_reports_every_layer_at_once(cli: CliRunner, tmp_path: Path) -> None:
+    config = tmp_path / "many.toml"
+    config.write_text(
+        "[[sources]]\nname = 'inbox'\npath = 'missing-folder'\n"
+        "[[channels]]\nname = 'pager'\nurl = 'nosuchservice://x'\n"
+        "[[rules]]\nname = 'a'\nquery = 'actor:nobody'\nchannels = ['pager']\n"
+        "[[rules]]\nname = 'b'\nquery = 'topic:taiwan'\nchannels = ['email']\n"
+    )
+    result = cli.invoke(main, ["check-config", "-c", str(config)])
+    assert result.exit_code == 1
+    for expected in (
+        "rules[1].channels: unknown channel 'email'",
+        "rules[0] (a).query: unknown actor id 'nobody'",
+        "channels[0] (pager).url: apprise does not understand this URL",
+        "sources[0] (inbox).path: no such folder",
+    ):
+        assert expected in result.output
+    assert "Unparseable" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("setup", "command", "expected"),
+    [
+        (
+            lambda d: (d / "c.toml").write_bytes(b"[database]\nurl = '\xff\xfe'\n"),
+            ["check-config", "-c", "c.toml"],
+            "c.toml: not UTF-8 text",
+        ),
+        (
+            lambda d: (
+                (d / "w.toml").write_bytes(b"[[actors]]\nname = '\xe9'\n"),
+                (d / "c.toml").write_text("[watchlist]\nfiles = ['w.toml']\n"),
+            ),
+            ["check-config", "-c", "c.toml"],
+            "w.toml: not UTF-8 text",
+        ),
+        (
+            lambda d: None,
+            ["watchlist", "extract", str(REPO / "seeds" / "corpus"), "-o", "no/such/dir/out.toml"],
+            "cannot write no/such/dir/out.toml",
+        ),
+        (
+            lambda d: (d / "c.toml").write_text("[database]\nurl = 'sqlite:///absent.db'\n"),
+            ["log", "alerts", "-c", "c.toml"],
+            "no database at",
+        ),
+        (
+            lambda d: (d / "c.toml").write_text("[database]\nurl = 'sqlite:///no/such/dir/x.db'\n"),
+            ["db", "upgrade", "-c", "c.toml"],
+            "cannot open the database sqlite:///no/such/dir/x.db",
+        ),
+    ],
+    ids=["config-not-utf8", "watchlist-not-utf8", "extract-bad-output", "log-no-db", "db-bad-path"],
+)
+def test_errors_are_messages_not_tracebacks(
+    cli: CliRunner, tmp_path: Path, setup: Any, command: list[str], expected: str
+) -> None:
+    setup(tmp_path)
+    result = cli.invoke(main, command)
+    assert result.exit_code == 1, result.output
+    assert expected in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+
+
+def test_a_database_from_another_version_is_refused_clearly(cli: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text("[database]\nurl = 'sqlite:///x.db'\n")
+    assert cli.invoke(main, ["db", "upgrade", "-c", "c.toml"]).exit_code == 0
+    with sqlite3.connect(tmp_path / "x.db") as conn:
+        conn.execute("update alembic_version set version_num = '9999_future'")
+    result = cli.invoke(main, ["poll", "-c", "c.toml"])
+    assert result.exit_code == 1
+    assert "was migrated by another version of monitor" in result.output

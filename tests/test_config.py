@@ -29,8 +29,10 @@ channels = ["team"]
 
 
 def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
+    """Every problem found reading ``text`` and checking it as start-up does."""
     with pytest.raises(ConfigError) as caught:
-        parse_config(text, origin="my.toml", base_dir=Path("/etc/monitor"), environ=environ or {})
+        config = parse_config(text, origin="my.toml", base_dir=Path("/etc"), environ=environ or {})
+        load_runtime(config, channels={})
     return [str(p) for p in caught.value.problems]
 
 
@@ -82,6 +84,21 @@ def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
         (
             "[daemon]\nconcurrency=0",
             "daemon.concurrency: Input should be greater than or equal to 1",
+        ),
+        ("[daemon]\ntick='0s'", "daemon.tick: must be longer than 0s"),
+        ("[fetch]\ntimeout='0s'", "fetch.timeout: must be longer than 0s"),
+        (
+            "[[sources]]\nname='a'\nurl='https://x'\ninterval='all'",
+            "sources[0].interval: 'all' is not a duration",
+        ),
+        (
+            "[[sources]]\nname='a'\nurl='https://x'\ninterval='9999999999d'",
+            "is too long a duration",
+        ),
+        (
+            "[[sources]]\nname='a'\nurl='https://x'\nbackfill='all'\n"
+            "[[rules]]\nname='r'\nquery='x'\nchannels=['nowhere']",
+            "rules[0].channels: unknown channel 'nowhere'",
         ),
     ],
 )
@@ -150,7 +167,7 @@ def test_unknown_watchlist_ids_and_bad_watchlists_are_named(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as caught:
         load_runtime(parse_config(text, origin="my.toml", base_dir=tmp_path))
     assert [str(p) for p in caught.value.problems] == [
-        f"{watchlist}: actors[0].alias: unknown key (check its spelling)"
+        f"{watchlist}: actors[0].alias: unknown key (check its spelling and where it is)"
     ]
     watchlist.write_text("[[actors]]\nname = 'Ann Example'\n")
     with pytest.raises(ConfigError) as caught:
