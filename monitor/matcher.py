@@ -10,6 +10,7 @@ kept only where the watchlist's rules confirm them.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -102,9 +103,9 @@ class Matcher:
         strong = _strong_positions(chosen)
         mentions = []
         for hit, forms in chosen:
-            form = next((f for f in forms if not f.weak), None) or _confirmed_weak(
-                hit, forms, strong
-            )
+            form = next((f for f in forms if not f.weak), None)
+            if form is None and not _inside_another_name(article, folded[hit.field], hit):
+                form = _confirmed_weak(hit, forms, strong)
             if form is not None:
                 mentions.append(_mention(hit, form, article, folded[hit.field]))
         return tuple(sorted(mentions, key=lambda m: (_FIELD_RANK[m.field], m.start, m.kind)))
@@ -148,6 +149,48 @@ def _strong_positions(chosen: list[tuple[_Hit, tuple[_Form, ...]]]) -> _Position
 
 def _position(hit: _Hit) -> tuple[int, str, int]:
     return (_FIELD_RANK[hit.field], hit.field, hit.start)
+
+
+# Capitalised words that may stand next to a surname without making it someone else's name.
+_NEIGHBOURS = frozenset(
+    """mr mr. mrs mrs. ms ms. dr dr. president minister secretary premier chairman chairwoman
+    leader general ambassador adviser advisor director senator governor envoy spokesman
+    spokeswoman spokesperson vice foreign defense defence commerce trade state chinese american
+    the a an in on at for of and or but to from with by as when after before while where though
+    if that this then so yet says said monday tuesday wednesday thursday friday saturday sunday
+    january february march april may june july august september october november
+    december""".split()  # noqa: SIM905 (a word list reads better as text)
+)
+# Lower-case words a title-cased headline keeps lower-case.
+_TITLE_CASE_SMALL = frozenset(["with", "from", "into", "over", "upon", "than", "that", "amid"])
+_WORD = re.compile(r"[^\W\d_][\w'’.-]*")
+
+
+def _inside_another_name(article: Article, folded: FoldedText, hit: _Hit) -> bool:
+    """Whether a weak hit is part of a longer capitalised name ("Alexander Wang", "Xi Mingze")
+    rather than the surname on its own. Title-cased headlines carry no such evidence."""
+    text = article.field_text(hit.field)
+    start, end = folded.span_in_source(hit.start, hit.end)
+    before = _WORD.findall(text[max(0, start - 40) : start] + " ")
+    after = _WORD.findall(text[end : end + 40])
+    joined_before = bool(before) and text[:start].endswith(f"{before[-1]} ")
+    joined_after = bool(after) and text[end:].startswith(f" {after[0]}")
+    joined_before = joined_before and _is_name_word(before[-1])
+    joined_after = joined_after and _is_name_word(after[0])
+    return (joined_before or joined_after) and not _title_cased(text)
+
+
+def _is_name_word(word: str) -> bool:
+    ends_clause = word.endswith(("'s", "’s", "."))  # a possessive, or the end of a sentence
+    return word[:1].isupper() and word.lower() not in _NEIGHBOURS and not ends_clause
+
+
+def _title_cased(text: str) -> bool:
+    """A headline in Title Case: no lower-case word longer than three letters but the few
+    that title case keeps small."""
+    words = [w for w in _WORD.findall(text) if len(w) > 3]
+    lower = [w for w in words if w[0].islower() and w not in _TITLE_CASE_SMALL]
+    return len(words) >= 3 and not lower
 
 
 def _confirmed_weak(hit: _Hit, forms: tuple[_Form, ...], strong: _Positions) -> _Form | None:

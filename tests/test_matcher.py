@@ -54,6 +54,12 @@ def found(title: str, text: str = "") -> tuple[set[str], set[str]]:
         ),
         ("Xi'an welcomes tourists", "Flights to Xi’an and Xiaomi phones", "xi-jinping", False),
         ("Xiaomi 13 Pro", "Xiaomi launches in China", "xi-jinping", False),
+        # a confirming actor nearby does not make another person's name one of ours
+        ("Biden praises Alexander Wang at White House gala", "", "wang-yi", False),
+        ("Xi Mingze visited Joe Biden", "", "xi-jinping", False),
+        ("Biden Meets Xi Amid Tensions", "", "xi-jinping", True),  # title case: no evidence
+        ("Talks", "Blinken met Wang Yi in Munich. Wang said they were candid.", "wang-yi", True),
+        ("Talks", "When Xi met Joe Biden in Woodside, they agreed.", "xi-jinping", True),
         (
             "Sullivan's remarks",
             "National security adviser Jake Sullivan spoke.",
