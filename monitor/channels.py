@@ -16,7 +16,14 @@ import apprise
 
 from monitor.config import ChannelConfig
 from monitor.errors import ConfigError, DeliveryError, Problem
-from monitor.messages import render_html, render_slack, render_text, slack_subject, subject
+from monitor.messages import (
+    chat_safe,
+    render_html,
+    render_slack,
+    render_text,
+    slack_subject,
+    subject,
+)
 from monitor.models import AlertMessage
 
 log = logging.getLogger(__name__)
@@ -82,7 +89,8 @@ class AppriseChannel:
             return slack_subject(message), render_slack(message), apprise.NotifyFormat.MARKDOWN
         if self._schema in ("mailto", "mailtos"):
             return subject(message), render_html(message), apprise.NotifyFormat.HTML
-        return subject(message), render_text(message), apprise.NotifyFormat.TEXT
+        safe = chat_safe
+        return subject(message, safe), render_text(message, safe), apprise.NotifyFormat.TEXT
 
 
 def build_channels(configs: Sequence[ChannelConfig], origin: str) -> dict[str, Channel]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -146,27 +146,40 @@ def _marked(message: AlertMessage, mark: Any, escape: Any) -> str:
     return "".join(out)
 
 
-def subject(message: AlertMessage) -> str:
-    return one_line(f"[{message.rule}] {message.title}")[:200]
+def subject(message: AlertMessage, escape: Callable[[str], str] | None = None) -> str:
+    title = escape(message.title) if escape else message.title
+    return one_line(f"[{message.rule}] {title}")[:200]
 
 
-def render_text(message: AlertMessage) -> str:
-    """Plain text, for the console and any channel without markup. Marks: **word**."""
+def render_text(message: AlertMessage, escape: Callable[[str], str] | None = None) -> str:
+    """Plain text, for the console (as it is) and other channels (with ``escape`` applied to
+    what came from the feed). Marks: **word**."""
+    feed = escape or _plain
     lines = [
-        f"Source:    {one_line(message.source)}",
+        f"Source:    {feed(one_line(message.source))}",
         f"Published: {_published(message)}",
         f"Link:      {one_line(message.url or '-')}",
         f"Rule:      {message.rule}",
         f"Actors:    {', '.join(message.actors) or '-'}",
         f"Topics:    {', '.join(message.topics) or '-'}",
         "",
-        _marked(message, lambda s: f"**{s}**", _plain),
+        _marked(message, lambda s: f"**{s}**", feed),
     ]
     return "\n".join(lines)
 
 
 def _plain(text: str) -> str:
     return _CONTROL.sub("", text)
+
+
+# Chat services (Discord, Teams, Mattermost, Telegram …) turn "@everyone", "<@id>" and
+# "<!here>" in a message into pings: in feed text these characters become look-alikes.
+_CHAT_LOOKALIKES = str.maketrans({"@": "＠", "<": "‹", ">": "›"})
+
+
+def chat_safe(text: str) -> str:
+    """Feed text that no chat service will read as a mention."""
+    return _plain(text).translate(_CHAT_LOOKALIKES)
 
 
 def render_html(message: AlertMessage) -> str:

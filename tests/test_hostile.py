@@ -93,25 +93,44 @@ HOSTILE = {
 }
 
 
-def test_feed_text_cannot_ping_slack_or_inject_email(
-    tmp_path: Path, feed_server: FeedServer, slack: WebhookEndpoint, smtp: SmtpServer
+def test_feed_text_cannot_ping_or_inject_on_any_channel(
+    tmp_path: Path,
+    feed_server: FeedServer,
+    slack: WebhookEndpoint,
+    smtp: SmtpServer,
+    webhook: WebhookEndpoint,
 ) -> None:
-    feed_server.route("/feed", rss([article_item("neg01.json")]),
-                      headers={"Content-Type": "application/rss+xml"})  # fmt: skip
+    feed_server.route(
+        "/feed", rss([article_item("neg01.json")]), headers={"Content-Type": "application/rss+xml"}
+    )
     sources = f'[[sources]]\nname = "news"\nurl = "{feed_server.url("/feed")}"\n'
-    channels = (f'[[channels]]\nname = "slack"\nurl = "{SLACK_URL}"\n'
-                f'[[channels]]\nname = "email"\nurl = "{smtp.mailto()}"\n')  # fmt: skip
-    pipeline = build(tmp_path, sources, channels, '["slack", "email"]')
+    channels = (
+        f'[[channels]]\nname = "slack"\nurl = "{SLACK_URL}"\n'
+        f'[[channels]]\nname = "email"\nurl = "{smtp.mailto()}"\n'
+        f'[[channels]]\nname = "chat"\nurl = "json://127.0.0.1:{webhook.port}/hook"\n'
+    )
+    pipeline = build(tmp_path, sources, channels, '["slack", "email", "chat"]')
     pipeline.poll_all()
-    feed_server.route("/feed", rss([HOSTILE, article_item("neg01.json")]),
-                      headers={"Content-Type": "application/rss+xml"})  # fmt: skip
+    feed_server.route(
+        "/feed",
+        rss([HOSTILE, article_item("neg01.json")]),
+        headers={"Content-Type": "application/rss+xml"},
+    )
     pipeline.poll_all()
-    assert pipeline.deliver_due().sent == 2
+    assert pipeline.deliver_due().sent == 3
 
     [payload] = slack.received
     slack_text = payload["attachments"][0]["title"] + payload["attachments"][0]["text"]
-    for forbidden in ("<!channel", "<!here", "<!everyone", "<@U", "@channel", "@here",
-                      "<https://evil", "<script"):  # fmt: skip
+    for forbidden in (
+        "<!channel",
+        "<!here",
+        "<!everyone",
+        "<@U",
+        "@channel",
+        "@here",
+        "<https://evil",
+        "<script",
+    ):
         assert forbidden not in slack_text
     assert "*Antony Blinken*" in slack_text  # our own markup still works
 
@@ -121,5 +140,11 @@ def test_feed_text_cannot_ping_slack_or_inject_email(
     html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "<script" not in html and "onerror=" not in html and "<img" not in html
     assert "<mark>Antony Blinken</mark>" in html
+
+    [chat] = webhook.received  # any other service (Discord, Teams …): no mention survives
+    chat_text = str(chat["title"]) + str(chat["message"])
+    for forbidden in ("@channel", "@here", "@everyone", "<@U", "<!", "<script"):
+        assert forbidden not in chat_text
+    assert "**Antony Blinken**" in chat_text
     pipeline.store.close()
     pipeline.fetcher.close()
