@@ -14,15 +14,19 @@ last word); it is weak when two persons share it or it is very common. A name wi
 initial joins the name without it. Aliases: the surname and each "Title Name" form written.
 
 Organisations: runs with an organisation word ("Department", "Pentagon"), and acronyms, which
-"Long Name (ACRONYM)" makes an alias. Places: a small built-in list of countries, capitals and
-regions, and name-like runs right after "in", "to" or "from" that are nobody's name.
+"Long Name (ACRONYM)" makes an alias; a demonym before a lower-case ministry, embassy or consulate
+("Chinese embassy in Washington"). One named as another less its leading demonym ("Foreign
+Ministry") is the other's weak alias. Places: a small built-in list of countries, capitals and
+regions; runs ending in a word for a feature or a site ("Taiwan Strait", "Diaoyutai State
+Guesthouse") or starting with a point of the compass ("South Carolina"); and name-like runs right
+after "in", "to" or "from" that are nobody's name.
 
-Topics: phrases of two to four words within a clause (and compounds such as
-"military-to-military") seen at least twice, ranked by documents then occurrences. Rejected: a stop
-word, demonym or generic word at either end; a first word the corpus writes after "to" (a verb);
-part of a person's name; inside an actor's name; cutting a capitalised run; always followed by the
-same word ("senior administration" officials); all of a longer phrase's occurrences; or holding a
-shorter topic. Two-word topics add phrases with the same head ("surveillance balloon").
+Topics: phrases scored against general-English word frequencies (``monitor.extract_topics`` says
+how). Besides them, events and meetings: runs ending in "Conference", "Summit", "Forum" or
+"Dialogue" ("Munich Security Conference") are events, not organisations; an organisation followed
+by "summit", "conference" or "forum" holds one ("Asia-Pacific Economic Cooperation (APEC) summit",
+proposed as "APEC summit"); and two persons written as meeting ("a phone call between Biden and
+Xi") make one topic for the pair, with terms such as "Biden-Xi call".
 
 A strong alias that two actors share becomes weak for both. Counts are what monitor's matcher
 finds in the documents with the proposed watchlist.
@@ -36,17 +40,12 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
+from monitor.extract_topics import TopicRules, find_topics
 from monitor.matcher import Matcher
 from monitor.models import Article
 from monitor.normalise import clean_text, fold_string
-from monitor.watchlist import Entity, Watchlist
-
-ActorKind = Literal["person", "organisation", "place"]
-
-MAX_TOPICS = 20  # how many topics a proposal offers at most
-MIN_TOPIC_MENTIONS = 2  # a phrase seen once is not proposed as a topic
+from monitor.watchlist import ActorKind, Entity, Watchlist
 
 
 def _words(text: str, sep: str | None = None) -> frozenset[str]:
@@ -58,7 +57,7 @@ but by can could despite during each earlier either even every few for from had 
 here his how however i if in instead into is it its last later many may meanwhile more most much
 my neither next no nor not now of on once one only or other our over per same several she should
 since so some still such than that the their then there these they this those though through to
-today under until up upon us was we were what when where whether which while who why will with
+today under until up upon us was we were what when where whether which while who whose why will with
 within without would yesterday yet you""")
 _CALENDAR = _words("""january february march april may june july august september october november
 december monday tuesday wednesday thursday friday saturday sunday""")
@@ -80,15 +79,18 @@ _ORG_WORDS = _words("""academy agency alliance army association bank bureau cia 
 commission committee company conference congress cooperation corporation council court department
 embassy force forces foundation fund group guard house institute institution ministry navy
 organisation organization parliament party pentagon police senate service university""")
-_GEO_WORDS = _words("""north south east west middle central sea strait ocean gulf island islands
-river coast bay peninsula lake""")
+_COMPASS = _words("north south east west")
+_FEATURES = _words("""airport bay coast guesthouse gulf island islands lake ocean palace peninsula
+river sea shoal square strait straits""")  # a run ending in one names a place
+_GEO_WORDS = _COMPASS | _FEATURES | _words("middle central")
+_EVENT_WORDS = _words("conference dialogue forum summit")
 _DEMONYMS = _words("""american asian australian british chinese european french german indian
 iranian israeli japanese korean russian taiwanese ukrainian""")
 _COMMON_SURNAMES = _words("""brown chen davis garcia huang jones kim lee li lin liu miller nguyen
 park smith wang williams wu yang zhang zhao zhou""")
-_GENERIC = _words("""another around between day days first hour hours month months morning
-official officials part people second side sides three time times toward two way week weeks year
-years""")
+_GENERIC = _words("""another around between day days first hour hours kind kinds month months
+morning official officials part people second side sides sort sorts three time times toward two
+way week weeks year years""")
 _EDGE_EXCLUDED = _STOP | _SAYS | _CALENDAR | _DEMONYMS | _GENERIC
 _PLACES = _words(
     """Afghanistan, Argentina, Australia, Brazil, Canada, China, Egypt, France,
@@ -115,8 +117,10 @@ _INITIAL = re.compile(r"[A-Z]\.")
 _NAME_SHAPE = re.compile(r"[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)*")
 _ACRONYM = re.compile(r"(?!USA\b)[A-Z]{3,8}")  # three to eight capitals, but not "USA"
 _ACRONYM_AFTER = re.compile(r" \(([A-Z]{2,8})\)")
-_CLAUSE_BREAK = re.compile(r"'s\b|[^A-Za-z\s'-]+|\s-\s|\n")
-_TOPIC_WORD = re.compile(r"[A-Za-z]{2,}(?:-[A-Za-z]+)*")
+_EVENT_AFTER = re.compile(r"(?: \(([A-Z]{2,8})\))? (conference|forum|summit)\b")
+_STATE_BODY = re.compile(
+    r" (?:[a-z]+ )?(?:consulate|embassy|ministry)(?: in [A-Z][a-z]+(?: [A-Z][a-z]+)?)?\b"
+)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # TOML basic strings must escape these
 _PLAIN_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 _KIND_ORDER: dict[ActorKind, int] = {"person": 0, "organisation": 1, "place": 2}
@@ -162,7 +166,7 @@ def propose_watchlist(texts: Sequence[str], *, min_mentions: int = 1) -> Watchli
     drafts = persons + _organisations(finds) + _places(finds, persons)
     actors = [a for a in _count_actors(drafts, docs) if a.mentions >= max(1, min_mentions)]
     actors.sort(key=lambda a: (_KIND_ORDER[a.kind], -a.mentions, -a.documents, a.name))
-    topics = _propose_topics(docs, actors, min_mentions)
+    topics = _propose_topics(docs, actors, finds, min_mentions)
     actor_ids: set[str] = set()
     topic_ids: set[str] = set()
     actors = [replace(a, id=_new_id(a.name, actor_ids)) for a in actors]
@@ -243,6 +247,8 @@ class _Finds:
     titled: set[tuple[str, str]] = field(default_factory=set)  # (title, one-word name)
     alone: Counter[str] = field(default_factory=Counter)  # words seen as a run of their own
     orgs: dict[str, set[str]] = field(default_factory=dict)  # name: acronyms
+    events: dict[str, set[str]] = field(default_factory=dict)  # name: terms
+    places: set[str] = field(default_factory=set)
     maybe_places: set[str] = field(default_factory=set)
 
 
@@ -255,18 +261,47 @@ def _classify(sequence: _Sequence, finds: _Finds) -> None:
             _classify(_Sequence(words[:start], sequence.before), finds)
         if end < len(words) and _is_name(words[end:]):
             _add_titled_person(" ".join(words[start:end]), words[end:], finds)
-    elif any(w.lower() in _ORG_WORDS for w in words) or _ACRONYM.fullmatch(name):
-        acronym = _ACRONYM_AFTER.match(sequence.after)
-        initials = "".join(p[0] for w in words for p in w.split("-") if p[:1].isupper())
-        expanded = {acronym.group(1)} if acronym and acronym.group(1) == initials else set()
-        finds.orgs.setdefault(name, set()).update(expanded)
+    elif any(w.lower() in _ORG_WORDS | _EVENT_WORDS for w in words) or _ACRONYM.fullmatch(name):
+        _add_organisation(sequence, finds)
     elif len(words) > 1 and _is_name(words) and _has_person_context(sequence):
         finds.persons.setdefault(words, set())
+    elif _is_feature(words):
+        finds.places.add(name)
+    elif name.lower() in _DEMONYMS and (body := _STATE_BODY.match(sequence.after)):
+        finds.orgs.setdefault(_title_case(f"{name}{body.group()}"), set())
     else:
         finds.alone.update(words if len(words) == 1 else ())
         finds.maybe_persons.add(words)
         if sequence.before in ("in", "to", "from") and len(words) <= 3:
             finds.maybe_places.add(name)
+
+
+def _add_organisation(sequence: _Sequence, finds: _Finds) -> None:
+    words, name = sequence.words, " ".join(sequence.words)
+    if words[-1].lower() in _EVENT_WORDS:  # "Munich Security Conference" is an event: a topic
+        finds.events.setdefault(name, {name})
+        return
+    acronym = _ACRONYM_AFTER.match(sequence.after)
+    initials = "".join(p[0] for w in words for p in w.split("-") if p[:1].isupper())
+    expanded = {acronym.group(1)} if acronym and acronym.group(1) == initials else set()
+    finds.orgs.setdefault(name, set()).update(expanded)
+    event = _EVENT_AFTER.match(sequence.after)  # "Asia-Pacific Economic Cooperation (APEC) summit"
+    if event:
+        short = event.group(1) if event.group(1) in expanded else name
+        terms = {f"{short} {event.group(2)}", f"{name}{event.group()}", f"{name} {event.group(2)}"}
+        finds.events.setdefault(f"{short} {event.group(2)}", set()).update(terms)
+
+
+def _is_feature(words: tuple[str, ...]) -> bool:
+    """Whether a run names a feature or a site ("Taiwan Strait") or a compass-named place ("South
+    Carolina")."""
+    shaped = all(_NAME_SHAPE.fullmatch(w) and w.lower() not in _DEMONYMS for w in words)
+    named = words[-1].lower() in _FEATURES or words[0].lower() in _COMPASS
+    return len(words) > 1 and shaped and named
+
+
+def _title_case(name: str) -> str:
+    return " ".join(w if w in ("in", "of") else w[:1].upper() + w[1:] for w in name.split())
 
 
 def _find_title(words: tuple[str, ...]) -> tuple[int, int] | None:
@@ -353,18 +388,29 @@ def _surname(words: tuple[str, ...], alone: Counter[str]) -> str:
 
 
 def _organisations(finds: _Finds) -> list[_Draft]:
+    """Organisations; one named as another less its leading demonym is the other's weak alias:
+    "Foreign Ministry" of "Chinese Foreign Ministry"."""
     acronyms = {a for found in finds.orgs.values() for a in found}
-    return [_Draft(n, "organisation", set(a)) for n, a in finds.orgs.items() if n not in acronyms]
+    drafts = {n: _Draft(n, "organisation", set(a)) for n, a in finds.orgs.items()}
+    for name in sorted(drafts.keys() - acronyms):
+        first, _, rest = name.partition(" ")
+        if first.lower() in _DEMONYMS and rest in drafts:
+            drafts[name].weak.add(drafts.pop(rest).name)
+    return [draft for name, draft in drafts.items() if name not in acronyms]
 
 
 def _places(finds: _Finds, persons: list[_Draft]) -> list[_Draft]:
-    """Every place of the built-in list (counting drops the unseen) and runs after "in", "to"."""
+    """The built-in list (counting drops the unseen), features and sites, runs after "in", "to"."""
     taken = {w for person in persons for w in person.name.split()} | set(finds.orgs)
-    found = set(_PLACES) | {
-        name
-        for name in finds.maybe_places
-        if _is_name(tuple(name.split())) and taken.isdisjoint({name, *name.split()})
-    }
+    found = (
+        set(_PLACES)
+        | finds.places - taken
+        | {
+            name
+            for name in finds.maybe_places
+            if _is_name(tuple(name.split())) and taken.isdisjoint({name, *name.split()})
+        }
+    )
     return [_Draft(name, "place", set(_PLACE_ALIASES.get(name, ()))) for name in sorted(found)]
 
 
@@ -411,162 +457,74 @@ def _count_actors(drafts: Sequence[_Draft], docs: Sequence[str]) -> list[Propose
 # Topics ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _TopicRules:
-    person_words: frozenset[str]  # lower-case words of proposed persons' names
-    actor_parts: frozenset[str]  # lower-case names and aliases of actors, and the runs inside them
-    verbs: frozenset[str]  # words the corpus writes after "to": "to stabilize", "to visit"
-    lower_words: frozenset[str]  # words the corpus writes in lower case
-
-
-@dataclass
-class _Phrases:
-    counts: Counter[str] = field(default_factory=Counter)  # by key: words singular, lower case
-    documents: Counter[str] = field(default_factory=Counter)
-    spellings: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-    followers: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-
-    def always_followed(self, key: str) -> bool:
-        """Whether one word always follows ("senior administration" officials)."""
-        return len(self.followers[key]) == 1 and "" not in self.followers[key]
-
-    def name(self, key: str) -> str:
-        """The spelling the corpus uses most."""
-        return min(self.spellings[key], key=lambda s: (-self.spellings[key][s], s))
-
-    def written(self, key: str) -> list[str]:
-        """How the corpus writes a key, most often first, in lower case."""
-        spelt: Counter[str] = Counter()
-        for spelling, n in self.spellings[key].items():
-            spelt[spelling.lower()] += n
-        return sorted(spelt, key=lambda s: (-spelt[s], s))
-
-
 def _propose_topics(
-    docs: Sequence[str], actors: Sequence[ProposedActor], min_mentions: int
+    docs: Sequence[str], actors: Sequence[ProposedActor], finds: _Finds, min_mentions: int
 ) -> list[ProposedTopic]:
-    phrases = _phrases(docs, _topic_rules(docs, actors))
-    counts = phrases.counts
-    least = max(MIN_TOPIC_MENTIONS, min_mentions)
-    frequent = [k for k in counts if counts[k] >= least and not phrases.always_followed(k)]
-    most_in_longer: Counter[str] = Counter()
-    for key in frequent:
-        for part in _parts(key):
-            most_in_longer[part] = max(most_in_longer[part], counts[key])
-    kept = {k for k in frequent if counts[k] > most_in_longer[k]}
-    kept = {k for k in kept if kept.isdisjoint(_parts(k))}
-    chosen = sorted(kept, key=lambda k: (-phrases.documents[k], -counts[k], k))[:MAX_TOPICS]
-    entities = [
-        Entity("topic", str(i), phrases.name(k), _terms(k, phrases, set(chosen)))
-        for i, k in enumerate(chosen)
+    """Topics found in phrases, best first, then named events and meetings between two persons."""
+    named = [
+        (e, tuple(sorted(terms, key=lambda t: (t != e, t)))) for e, terms in finds.events.items()
     ]
+    named += _meetings(docs, [a for a in actors if a.kind == "person"])
+    rules = _topic_rules(actors, [t for _, terms in named for t in terms])
+    found = [(t.name, t.terms) for t in find_topics(docs, rules, min_mentions)]
+    entities = [Entity("topic", str(i), n, terms) for i, (n, terms) in enumerate(found + named)]
     mentions, documents = _count(entities, docs)
-    topics = [
+    return [
         ProposedTopic("", e.name, e.strong, mentions[e.id], documents[e.id])
         for e in entities
         if mentions[e.id] >= min_mentions
     ]
-    return sorted(topics, key=lambda t: (-t.documents, -t.mentions, t.name))
 
 
-def _topic_rules(docs: Sequence[str], actors: Sequence[ProposedActor]) -> _TopicRules:
-    names = [n.lower() for a in actors for n in (a.name, *a.aliases)]
+def _topic_rules(actors: Sequence[ProposedActor], named_topics: list[str]) -> TopicRules:
+    """Phrases must not repeat actors' names, but seas and straits are topics as well as places."""
     persons = [a.name.lower() for a in actors if a.kind == "person"]
-    return _TopicRules(
+    named = [a for a in actors if a.kind != "place"]
+    features = {a.name for a in actors if a.name.split()[-1].lower() in _FEATURES}
+    names = [n for a in actors if a.name not in features for n in (a.name, *a.aliases)]
+    return TopicRules(
+        stop_words=_STOP,
+        edge_words=_EDGE_EXCLUDED,
+        title_words=_TITLE_WORDS,
+        role_words=_ROLES,
         person_words=frozenset(w for name in persons for w in name.split()),
-        actor_parts=frozenset(p for name in names for p in (name, *_parts(name))),
-        verbs=frozenset(v for doc in docs for v in re.findall(r"\bto ([a-z]+)", doc)),
-        lower_words=frozenset(w for doc in docs for w in re.findall(r"\b[a-z][a-z-]*\b", doc)),
+        taken=frozenset(n.lower() for n in names + named_topics),
+        masked=tuple(n for a in named for n in (a.name, *a.aliases, *a.weak_aliases)),
     )
 
 
-def _parts(phrase: str) -> Iterator[str]:
-    """The shorter runs of words inside a phrase: "south china sea" holds "china sea", "sea" …"""
-    words = phrase.split()
-    for size in range(1, len(words)):
-        for start in range(len(words) - size + 1):
-            yield " ".join(words[start : start + size])
-
-
-def _phrases(docs: Sequence[str], rules: _TopicRules) -> _Phrases:
-    found = _Phrases()
-    for doc in docs:
-        keys: set[str] = set()
-        for words in _clauses(doc, rules.lower_words):
-            for phrase, follower in _clause_phrases(words, rules):
-                key = " ".join(_singular(w.lower()) for w in phrase.split())
-                found.counts[key] += 1
-                found.spellings[key][phrase] += 1
-                found.followers[key][_singular(follower.lower())] += 1
-                keys.add(key)
-        found.documents.update(keys)
-    return found
-
-
-def _singular(word: str) -> str:
-    plural = len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is"))
-    return word[:-1] if plural else word
-
-
-def _clauses(doc: str, lower_words: frozenset[str]) -> Iterator[list[str]]:
-    for clause in _CLAUSE_BREAK.split(doc):
-        words: list[str] = []
-        for word in clause.split():
-            if not _TOPIC_WORD.fullmatch(word):
-                yield words
-                words = []
-            elif not words and word.lower() in lower_words:
-                words.append(word.lower())  # "Bilateral relations" at the start of a sentence
-            else:
-                words.append(word)
-        yield words
-
-
-def _clause_phrases(words: list[str], rules: _TopicRules) -> Iterator[tuple[str, str]]:
-    """Candidate phrases of a clause, each with the word that follows it ("" for a stop word)."""
-    followers = [w if w.lower() not in _STOP else "" for w in words[1:]] + [""]
-    capital = [w[0].isupper() for w in words]
-    for start, word in enumerate(words):
-        if word.count("-") >= 2 and word.islower():
-            yield word, followers[start]
-        for end in range(start + 2, min(start + 4, len(words)) + 1):
-            if _keeps_names_whole(capital, start, end) and _is_topic(words[start:end], rules):
-                yield " ".join(words[start:end]), followers[end - 1]
-
-
-def _keeps_names_whole(capital: list[bool], start: int, end: int) -> bool:
-    """Whether words[start:end] of a clause, capitalised as ``capital`` says, cuts no capitalised
-    run and has no capital after a small word ("visit China")."""
-    cuts_start = start > 0 and capital[start - 1] and capital[start]
-    cuts_end = end < len(capital) and capital[end - 1] and capital[end]
-    small_first = any(not a and b for a, b in itertools.pairwise(capital[start:end]))
-    return not (cuts_start or cuts_end or small_first)
-
-
-def _is_topic(words: list[str], rules: _TopicRules) -> bool:
-    lowered = [w.lower() for w in words]
-    edges = (lowered[0], lowered[-1])
-    return not (
-        any(w in _EDGE_EXCLUDED or (len(w) > 4 and w.endswith("ed")) for w in edges)
-        or any(w in _STOP and w != "of" for w in lowered)
-        or all(w in _TITLE_WORDS or w in _ROLES for w in lowered)
-        or not rules.person_words.isdisjoint(lowered)
-        or lowered[0] in rules.verbs
-        or " ".join(lowered) in rules.actor_parts
+def _meetings(
+    docs: Sequence[str], persons: Sequence[ProposedActor]
+) -> list[tuple[str, tuple[str, ...]]]:
+    """A topic for each two persons written as meeting: "a phone call between Biden and Xi",
+    "summit between presidents Joe Biden and Xi Jinping". Terms: those, and "Biden-Xi call"."""
+    owners = {form: p for p in persons for form in (p.name, *p.aliases)}
+    if not owners:
+        return []
+    forms = "|".join(re.escape(f) for f in sorted(owners, key=len, reverse=True))
+    between = re.compile(
+        rf"\b(call|meeting|summit|talk)s? between (?:[a-z]+ )?({forms}) and (?:[a-z]+ )?({forms})\b"
     )
+    pairs: dict[frozenset[str], list[re.Match[str]]] = {}
+    for found in (found for doc in docs for found in between.finditer(doc)):
+        names = frozenset(owners[found.group(i)].name for i in (2, 3))
+        if len(names) == 2:
+            pairs.setdefault(names, []).append(found)
+    return [_meeting_topic(written, owners) for written in pairs.values()]
 
 
-def _terms(key: str, phrases: _Phrases, chosen: set[str]) -> tuple[str, ...]:
-    """How the corpus writes the phrase, and for two words up to three with the same head."""
-    if len(key.split()) != 2:
-        return tuple(phrases.written(key))
-    variants = [
-        k for k in phrases.counts
-        if len(k.split()) == 2 and k.endswith(f" {key.split()[1]}") and k not in chosen
-        and not re.search(r"(?:ed|ing|ly)\b", k) and chosen.isdisjoint(_parts(k))
-    ]  # fmt: skip
-    best = sorted(variants, key=lambda k: (-phrases.counts[k], k))[:3]
-    return (*phrases.written(key), *(phrases.written(k)[0] for k in best))
+def _meeting_topic(
+    written: list[re.Match[str]], owners: dict[str, ProposedActor]
+) -> tuple[str, tuple[str, ...]]:
+    first, second = (_short_name(owners[written[0].group(i)]) for i in (2, 3))
+    terms = [w.group() for w in written] + [f"{first}-{second} {w.group(1)}" for w in written]
+    return f"{first}–{second} meetings", tuple(dict.fromkeys(terms))
+
+
+def _short_name(person: ProposedActor) -> str:
+    """The surname the person is known by ("Xi" for Xi Jinping), else the name."""
+    words = person.name.split()
+    return next((a for a in (*person.aliases, *person.weak_aliases) if a in words), person.name)
 
 
 # Output ------------------------------------------------------------------------------------------

@@ -90,10 +90,18 @@ def start_daemon(
         process.communicate(timeout=10)
 
 
+def sent_deliveries(folder: Path) -> int:
+    with sqlite3.connect(folder / "monitor.db") as db:
+        return int(
+            db.execute("select count(*) from deliveries where status = 'sent'").fetchone()[0]
+        )
+
+
 def test_daemon_alerts_within_one_interval_and_stops_on_sigterm(
     start_daemon: Callable[[], subprocess.Popen[str]],
     feed_server: FeedServer,
     webhook: WebhookEndpoint,
+    tmp_path: Path,
 ) -> None:
     feed_server.route("/world.xml", rss([article_item("neg01.json")]), headers=RSS_TYPE)
     daemon = start_daemon()
@@ -110,6 +118,8 @@ def test_daemon_alerts_within_one_interval_and_stops_on_sigterm(
     latency = time.monotonic() - appeared
     assert latency < 1 + 2 + 2  # interval + tick + delivery tick
     assert "Blinken meets with China" in json.dumps(webhook.received[0])
+
+    assert wait_for(lambda: sent_deliveries(tmp_path) == 2, timeout=10)  # hook and console
 
     daemon.send_signal(signal.SIGTERM)
     stopped = time.monotonic()

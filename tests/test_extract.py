@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,8 @@ from monitor.extract import (
 )
 from monitor.watchlist import load_watchlist
 
-SEED_CORPUS = Path(__file__).resolve().parent.parent / "seeds" / "corpus"
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+SEED_CORPUS = SEEDS / "corpus"
 
 SEED_PERSONS = (
     "Antony Blinken", "Wang Yi", "Joe Biden", "Xi Jinping", "Jake Sullivan", "Qin Gang",
@@ -104,10 +106,76 @@ def test_a_strong_alias_two_actors_share_becomes_weak() -> None:
 
 def test_seed_corpus_topics(seed_proposal: WatchlistProposal) -> None:
     terms = {t.lower() for topic in seed_proposal.topics for t in (topic.name, *topic.terms)}
-    assert {"spy balloon", "south china sea"} <= terms
+    assert {"spy balloon", "south china sea", "taiwan strait", "human rights"} <= terms
+    # seen once, but rare in English: distinctive
+    assert {"fentanyl precursors", "semiconductor chips", "artificial intelligence"} <= terms
     spy_balloon = next(t for t in seed_proposal.topics if t.id == "spy-balloon")
-    assert spy_balloon.terms == ("spy balloon", "surveillance balloon")
-    assert 10 <= len(seed_proposal.topics) <= 25
+    assert spy_balloon.terms[0] == "spy balloon"  # phrases sharing "balloon" join it
+    assert {"surveillance balloon", "balloon incident"} <= set(spy_balloon.terms)
+    assert 15 <= len(seed_proposal.topics) <= 25
+
+
+def test_seed_corpus_topics_come_most_distinctive_first(seed_proposal: WatchlistProposal) -> None:
+    names = [t.name for t in seed_proposal.topics]
+    assert names.index("fentanyl precursors") < names.index("human rights")
+    assert names.index("spy balloon") < names.index("military-to-military")
+
+
+def test_seed_corpus_events_and_meetings_are_topics(seed_proposal: WatchlistProposal) -> None:
+    topics = {t.name: t for t in seed_proposal.topics}
+    kinds = {a.name: a.kind for a in seed_proposal.actors}
+    assert "Munich Security Conference" in topics and "Munich Security Conference" not in kinds
+    assert {"APEC summit", "Asia-Pacific Economic Cooperation (APEC) summit"} <= set(
+        topics["APEC summit"].terms
+    )
+    biden_xi = set(topics["Biden–Xi meetings"].terms)
+    assert {
+        "meeting between Biden and Xi",
+        "call between Biden and Xi",
+        "Biden-Xi summit",
+    } <= biden_xi
+    assert topics["Biden–Xi meetings"].documents == 2
+
+
+def test_seed_corpus_features_and_state_bodies(seed_proposal: WatchlistProposal) -> None:
+    kinds = {a.name: a.kind for a in seed_proposal.actors}
+    for name in (
+        "Taiwan Strait",
+        "South China Sea",
+        "South Carolina",
+        "Diaoyutai State Guesthouse",
+    ):
+        assert kinds.get(name) == "place", name
+    for name in ("Chinese Foreign Ministry", "Chinese Embassy in Washington"):
+        assert kinds.get(name) == "organisation", name
+    assert "Foreign Ministry" not in kinds
+    assert actor(seed_proposal, "chinese-foreign-ministry").weak_aliases == ("Foreign Ministry",)
+    # a sea or a strait is a place, and a topic as well
+    assert {"South China Sea", "Taiwan Strait"} <= {t.name for t in seed_proposal.topics}
+
+
+def _unproposed(entries: list[dict[str, Any]], proposed: set[str]) -> list[str]:
+    """The seed entries none of whose name, aliases or terms was proposed, ignoring case."""
+    return [
+        entry["name"]
+        for entry in entries
+        if proposed.isdisjoint(
+            f.lower() for f in (entry["name"], *entry.get("aliases", ()), *entry.get("terms", ()))
+        )
+    ]
+
+
+def test_seed_corpus_proposes_most_of_the_seed_watchlist(seed_proposal: WatchlistProposal) -> None:
+    """The seed watchlist was made by hand from the seed corpus; extraction finds most of it."""
+    seed = tomllib.loads((SEEDS / "watchlist.toml").read_text(encoding="utf-8"))
+    actors = {f.lower() for a in seed_proposal.actors for f in (a.name, *a.aliases)}
+    topics = {f.lower() for t in seed_proposal.topics for f in (t.name, *t.terms)}
+    seed_persons = [a for a in seed["actors"] if a["kind"] == "person"]
+    assert _unproposed(seed_persons, actors) == []
+    missing_actors = _unproposed(seed["actors"], actors)
+    assert 1 - len(missing_actors) / len(seed["actors"]) >= 0.85, missing_actors
+    missing_topics = _unproposed(seed["topics"], topics)
+    assert 1 - len(missing_topics) / len(seed["topics"]) >= 0.6, missing_topics
 
 
 def test_seed_corpus_has_no_junk_persons(seed_proposal: WatchlistProposal) -> None:
@@ -208,6 +276,31 @@ def test_persons(text: str, name: str, aliases: tuple[str, ...], weak: tuple[str
     assert name in found, list(found)
     assert found[name].aliases == aliases
     assert found[name].weak_aliases == weak
+
+
+# (document, phrase, whether it is proposed as a topic): a phrase seen once must be rare in
+# English and shaped like the name of a thing
+TOPIC_CASES = [
+    ("Officials discussed fentanyl precursors at length.", "fentanyl precursors", True),
+    ("It was a crucial juncture.", "crucial juncture", False),  # a one-off, after "a"
+    ("Beijing attaches importance to it.", "attaches importance", False),  # a verb, after a name
+    ("The firm believes the plan works.", "firm believes", False),  # a verb, before "the"
+    ("They discussed reestablishing channels.", "reestablishing channels", False),
+    ("Reporters met the veteran diplomat.", "veteran diplomat", False),  # a person
+]
+
+
+@pytest.mark.parametrize(("text", "phrase", "proposed"), TOPIC_CASES)
+def test_topics(text: str, phrase: str, proposed: bool) -> None:
+    terms = {t for topic in propose_watchlist([text]).topics for t in topic.terms}
+    assert (phrase in terms) == proposed, terms
+
+
+def test_a_common_phrase_is_a_topic_when_seen_in_two_documents() -> None:
+    proposal = propose_watchlist(["Both spoke of human rights at length.", "Human rights came up."])
+    assert [(t.name, t.terms, t.documents) for t in proposal.topics] == [
+        ("human rights", ("human rights",), 2)
+    ]
 
 
 # TOML ------------------------------------------------------------------------------------------
