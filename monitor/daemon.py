@@ -8,6 +8,7 @@ one exits at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -16,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.config import SourceConfig
@@ -32,7 +35,6 @@ class Daemon:
         self.pipeline = pipeline
         self.stop = pipeline.stop
         self._signals = 0
-        self._delivering = threading.Lock()  # one outbox drain at a time, whoever starts it
         self._in_flight: set[str] = set()
         self._in_flight_lock = threading.Lock()
         settings = pipeline.runtime.config.daemon
@@ -44,7 +46,11 @@ class Daemon:
         )
         for job, every in ((self._tick, settings.tick), (self._deliver, settings.delivery_tick)):
             self._scheduler.add_job(
-                job, "interval", seconds=every.total_seconds(), next_run_time=utc_now()
+                job,
+                "interval",
+                seconds=every.total_seconds(),
+                next_run_time=utc_now(),
+                id=job.__name__.strip("_"),
             )
 
     def run(self) -> None:
@@ -94,7 +100,11 @@ class Daemon:
                 if source.name in self._in_flight or self.stop.is_set():
                     continue
                 self._in_flight.add(source.name)
-            self._workers.submit(self._poll, source)
+            try:
+                self._workers.submit(self._poll, source)
+            except RuntimeError:  # the pool is shutting down
+                with self._in_flight_lock:
+                    self._in_flight.discard(source.name)
 
     def _poll(self, source: SourceConfig) -> None:
         try:
@@ -107,16 +117,20 @@ class Daemon:
         finally:
             with self._in_flight_lock:
                 self._in_flight.discard(source.name)
-        self._deliver()  # send what this poll found without waiting for the next tick
+        self._deliver_soon()
+
+    def _deliver_soon(self) -> None:
+        """Send what a poll found now, on the delivery job's thread, not this poll worker's."""
+        if self.stop.is_set():
+            return
+        with contextlib.suppress(JobLookupError, SchedulerNotRunningError):
+            self._scheduler.modify_job("deliver", next_run_time=utc_now())
 
     def _deliver(self) -> None:
-        if not self._delivering.acquire(blocking=False):
-            return
+        """The delivery job (never two at once: the scheduler runs one instance of it)."""
         try:
             self.pipeline.deliver_due()
         except StoreError as exc:
             log.error("delivery round failed, will retry next tick error=%s", exc)
         except Exception:
             log.exception("delivery round failed, will retry next tick")
-        finally:
-            self._delivering.release()

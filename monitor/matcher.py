@@ -10,6 +10,8 @@ kept only where the watchlist's rules confirm them.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -101,11 +103,14 @@ class Matcher:
         hits = [hit for name in TEXT_FIELDS for hit in self._hits(name, folded[name].text)]
         chosen = [c for kind in ("actor", "topic") for c in _leftmost_longest(hits, kind)]
         strong = _strong_positions(chosen)
+        title_case = _title_cased(article.title)
         mentions = []
         for hit, forms in chosen:
-            form = next((f for f in forms if not f.weak), None)
-            if form is None and not _inside_another_name(article, folded[hit.field], hit):
-                form = _confirmed_weak(hit, forms, strong)
+            form = next((f for f in forms if not f.weak), None) or _named_in_full(
+                hit, forms, strong
+            )
+            if form is None and not _inside_another_name(article, folded, hit, title_case):
+                form = _confirmed_nearby(hit, forms, strong)
             if form is not None:
                 mentions.append(_mention(hit, form, article, folded[hit.field]))
         return tuple(sorted(mentions, key=lambda m: (_FIELD_RANK[m.field], m.start, m.kind)))
@@ -124,16 +129,48 @@ def _of_kind(hit: _Hit, kind: EntityKind) -> bool:
 
 
 def _leftmost_longest(hits: list[_Hit], kind: EntityKind) -> list[tuple[_Hit, tuple[_Form, ...]]]:
-    """Non-overlapping hits per field: the earliest start wins, then the longest."""
-    chosen: list[tuple[_Hit, tuple[_Form, ...]]] = []
+    """Non-overlapping hits per field: the earliest start wins, then the longest. A weak form
+    overlapping a strong form of the same entity gives way to it first ("Mr Wang Yi" is the
+    strong "Wang Yi", not the weak "Mr Wang")."""
+    of_kind = [(h, tuple(f for f in h.forms if f.entity.kind == kind)) for h in hits]
+    of_kind = [(h, forms) for h, forms in of_kind if forms]
+    strong: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for hit, forms in of_kind:
+        for form in forms:
+            if not form.weak:
+                strong.setdefault((hit.field, form.entity.id), []).append((hit.start, hit.end))
+    spans = {key: _SpanIndex(found) for key, found in strong.items()}
+    candidates = [(hit, forms) for hit, forms in of_kind if not _gives_way(hit, forms, spans)]
+    chosen = []
     reach: dict[str, int] = {}
-    ordered = sorted(hits, key=lambda h: (h.field, h.start, -(h.end - h.start)))
-    for hit in (h for h in ordered if _of_kind(h, kind)):
-        if hit.start < reach.get(hit.field, 0):
-            continue
-        reach[hit.field] = hit.end
-        chosen.append((hit, tuple(f for f in hit.forms if f.entity.kind == kind)))
+    for hit, forms in sorted(candidates, key=lambda c: (c[0].field, c[0].start, -c[0].end)):
+        if hit.start >= reach.get(hit.field, 0):
+            reach[hit.field] = hit.end
+            chosen.append((hit, forms))
     return chosen
+
+
+def _gives_way(
+    hit: _Hit, forms: tuple[_Form, ...], strong: dict[tuple[str, str], _SpanIndex]
+) -> bool:
+    """Whether a weak hit overlaps a strong hit of one of its own entities."""
+    for form in forms:
+        index = strong.get((hit.field, form.entity.id))
+        if form.weak and index is not None and index.overlaps(hit.start, hit.end):
+            return True
+    return False
+
+
+class _SpanIndex:
+    """Spans, sorted, with the furthest end reached so far: overlap tests in O(log n)."""
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        self.spans = sorted(spans)
+        self.reach = list(itertools.accumulate((end for _, end in self.spans), max))
+
+    def overlaps(self, start: int, end: int) -> bool:
+        index = bisect.bisect_left(self.spans, (end,))  # the spans starting before ``end``
+        return index > 0 and self.reach[index - 1] > start
 
 
 def _strong_positions(chosen: list[tuple[_Hit, tuple[_Form, ...]]]) -> _Positions:
@@ -154,7 +191,7 @@ def _position(hit: _Hit) -> tuple[int, str, int]:
 # Capitalised words that may stand next to a surname without making it someone else's name.
 _NEIGHBOURS = frozenset(
     """mr mr. mrs mrs. ms ms. dr dr. president minister secretary premier chairman chairwoman
-    leader general ambassador adviser advisor director senator governor envoy spokesman
+    leader chief general ambassador adviser advisor director senator governor envoy spokesman
     spokeswoman spokesperson vice foreign defense defence commerce trade state chinese american
     the a an in on at for of and or but to from with by as when after before while where though
     if that this then so yet says said monday tuesday wednesday thursday friday saturday sunday
@@ -163,21 +200,39 @@ _NEIGHBOURS = frozenset(
 )
 # Lower-case words a title-cased headline keeps lower-case.
 _TITLE_CASE_SMALL = frozenset(["with", "from", "into", "over", "upon", "than", "that", "amid"])
+_WINDOW = 40  # characters looked at around a weak alias
+_SENTENCE_OPENERS = frozenset('.!?:;"“‘«(—–-')
 _WORD = re.compile(r"[^\W\d_][\w'’.-]*")
 
 
-def _inside_another_name(article: Article, folded: FoldedText, hit: _Hit) -> bool:
-    """Whether a weak hit is part of a longer capitalised name ("Alexander Wang", "Xi Mingze")
-    rather than the surname on its own. Title-cased headlines carry no such evidence."""
+def _inside_another_name(
+    article: Article, folded: dict[FieldName, FoldedText], hit: _Hit, title_case: bool
+) -> bool:
+    """Whether a weak alias of a person is part of a longer capitalised name ("Alexander Wang",
+    "Xi Mingze") rather than the surname on its own. A Title Case headline carries no such
+    evidence, nor does a capital that starts a sentence."""
+    if not any(f.entity.actor_kind == "person" for f in hit.forms) or (
+        hit.field == "title" and title_case
+    ):
+        return False
     text = article.field_text(hit.field)
-    start, end = folded.span_in_source(hit.start, hit.end)
-    before = _WORD.findall(text[max(0, start - 40) : start] + " ")
-    after = _WORD.findall(text[end : end + 40])
-    joined_before = bool(before) and text[:start].endswith(f"{before[-1]} ")
-    joined_after = bool(after) and text[end:].startswith(f" {after[0]}")
-    joined_before = joined_before and _is_name_word(before[-1])
-    joined_after = joined_after and _is_name_word(after[0])
-    return (joined_before or joined_after) and not _title_cased(text)
+    start, end = folded[hit.field].span_in_source(hit.start, hit.end)
+    before = text[max(0, start - _WINDOW) : start]
+    after = text[end : end + _WINDOW]
+    words_before, words_after = _WORD.findall(before), _WORD.findall(after)
+    joined_before = bool(words_before) and before.endswith(f"{words_before[-1]} ")
+    joined_after = bool(words_after) and after.startswith(f" {words_after[0]}")
+    return (
+        joined_before
+        and _is_name_word(words_before[-1])
+        and not _starts_sentence(before[: -len(words_before[-1]) - 1])
+    ) or (joined_after and _is_name_word(words_after[0]))
+
+
+def _starts_sentence(before: str) -> bool:
+    """Whether a word preceded by ``before`` opens a sentence or a quotation."""
+    stripped = before.rstrip()
+    return not stripped or stripped[-1] in _SENTENCE_OPENERS
 
 
 def _is_name_word(word: str) -> bool:
@@ -193,9 +248,11 @@ def _title_cased(text: str) -> bool:
     return len(words) >= 3 and not lower
 
 
-def _confirmed_weak(hit: _Hit, forms: tuple[_Form, ...], strong: _Positions) -> _Form | None:
-    """The entity a weak hit belongs to: the one named in full most recently before it, else
-    the first named in full anywhere, else one confirmed by another actor in the same field."""
+def _named_in_full(hit: _Hit, forms: tuple[_Form, ...], strong: _Positions) -> _Form | None:
+    """The entity a weak hit belongs to by being named in full in the article: the one named
+    most recently before it, else the first one named anywhere."""
+    if not all(f.weak for f in forms):
+        return None
     here = _position(hit)
     named = [
         (f, strong[(f.entity.kind, f.entity.id)])
@@ -211,6 +268,11 @@ def _confirmed_weak(hit: _Hit, forms: tuple[_Form, ...], strong: _Positions) -> 
         return max(before, key=lambda pair: pair[0])[1]
     if named:
         return min(named, key=lambda pair: min(pair[1]))[0]
+    return None
+
+
+def _confirmed_nearby(hit: _Hit, forms: tuple[_Form, ...], strong: _Positions) -> _Form | None:
+    """The entity a weak hit belongs to by a confirming actor named in the same field."""
     return next((f for f in forms if _confirmed_in_field(f, hit, strong)), None)
 
 

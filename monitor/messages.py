@@ -155,10 +155,11 @@ def render_text(message: AlertMessage, escape: Callable[[str], str] | None = Non
     """Plain text, for the console (as it is) and other channels (with ``escape`` applied to
     what came from the feed). Marks: **word**."""
     feed = escape or _plain
+    link = one_line(message.url or "-")
     lines = [
         f"Source:    {feed(one_line(message.source))}",
         f"Published: {_published(message)}",
-        f"Link:      {one_line(message.url or '-')}",
+        f"Link:      {link if escape is None else _url_safe(link)}",
         f"Rule:      {message.rule}",
         f"Actors:    {', '.join(message.actors) or '-'}",
         f"Topics:    {', '.join(message.topics) or '-'}",
@@ -180,6 +181,11 @@ _CHAT_LOOKALIKES = str.maketrans({"@": "＠", "<": "‹", ">": "›"})
 def chat_safe(text: str) -> str:
     """Feed text that no chat service will read as a mention."""
     return _plain(text).translate(_CHAT_LOOKALIKES)
+
+
+def _url_safe(url: str) -> str:
+    """A link with the characters of a mention percent-encoded (it still leads there)."""
+    return url.replace("@", "%40").replace("<", "%3C").replace(">", "%3E")
 
 
 def render_html(message: AlertMessage) -> str:

@@ -172,3 +172,4 @@ class PendingDelivery:
     channel: str
     attempts: int
     message: AlertMessage
+    set_aside: bool = False  # refused while its channel took others: it waits alone

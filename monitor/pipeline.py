@@ -11,6 +11,7 @@ then marked sent, or its failure recorded with a retry time (exponential backoff
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 import threading
@@ -38,7 +39,7 @@ from monitor.models import (
 )
 from monitor.parse import parse_feed
 from monitor.runtime import Runtime
-from monitor.store import Store
+from monitor.store import PROBE_AFTER, Store
 
 log = logging.getLogger(__name__)
 
@@ -282,57 +283,116 @@ class Pipeline:
     # --- delivering ----------------------------------------------------------------------
 
     def deliver_due(self) -> DeliveryReport:
-        """Send every delivery whose time has come, each channel in alert order; a failing
-        channel waits for its retry with all its later deliveries."""
+        """Send every delivery whose time has come, each channel in alert order.
+
+        A failed delivery holds its channel, and the channel's later deliveries, until its
+        retry. Once it has failed ``PROBE_AFTER`` times, the channel is tried with the next
+        delivery: if that one goes through, the channel works and refuses only this message,
+        which is set aside to be retried alone; otherwise the channel is down and holds."""
         sent = failed = 0
-        skipped: set[str] = set()  # channels that failed or were taken this round
-        for delivery in self.store.due_deliveries(self.clock()):
+        settled: set[int] = set()  # sent here as probes
+        held: set[str] = set()  # channels done for this round
+        due = self.store.due_deliveries(self.clock())
+        for index, delivery in enumerate(due):
             if self.stop.is_set():
                 break
-            if delivery.channel in skipped:
+            if delivery.channel in held or delivery.id in settled:
                 continue
-            if not self.store.claim(delivery.id, self.clock()):  # another process has it
-                skipped.add(delivery.channel)
-                continue
-            if self._deliver(delivery):
+            outcome, retry_at = self._attempt(delivery)
+            if outcome is _Attempt.SENT:
                 sent += 1
-            else:
+                continue
+            if outcome is _Attempt.GIVEN_UP:
                 failed += 1
-                skipped.add(delivery.channel)
+                continue  # gone for good: the channel's next deliveries go on
+            if outcome is _Attempt.FAILED:
+                failed += 1
+                probe = self._after_failure(delivery, retry_at, due[index + 1 :])
+                if probe is not None:  # the channel goes on
+                    settled.add(probe)
+                    if probe:
+                        sent += 1
+                    continue
+            held.add(delivery.channel)
         return DeliveryReport(sent, failed)
 
-    def _deliver(self, delivery: PendingDelivery) -> bool:
+    def _after_failure(
+        self, delivery: PendingDelivery, retry_at: datetime, later: list[PendingDelivery]
+    ) -> int | None:
+        """What a failure means for its channel: None, it holds until ``retry_at``; else the
+        channel goes on (with the id of the probe it took, or 0)."""
+        if delivery.set_aside:
+            return 0  # it waits alone
+        probe = self._probe(delivery, later)
+        if probe is None:
+            self.store.hold_channel(delivery.channel, retry_at)
+        return probe
+
+    def _probe(self, failing: PendingDelivery, later: list[PendingDelivery]) -> int | None:
+        """After repeated failures, try the channel's next delivery: its id if it went through
+        (and the failing one is set aside), else None."""
+        if failing.attempts + 1 < PROBE_AFTER:
+            return None
+        probe = next((d for d in later if d.channel == failing.channel), None)
+        if probe is None or self._attempt(probe)[0] is not _Attempt.SENT:
+            return None
+        self.store.set_aside(failing.id)
+        log.warning(
+            "delivery set aside: its channel takes other messages channel=%s alert_id=%d",
+            failing.channel,
+            failing.alert_id,
+        )
+        return probe.id
+
+    def _attempt(self, delivery: PendingDelivery) -> tuple[_Attempt, datetime]:
+        """Claim, send and record one delivery; with the time of its retry if it failed."""
+        retry_at = self.clock() + _backoff(
+            self.runtime.config.daemon.retry_base, delivery.attempts + 1, MAX_DELIVERY_BACKOFF
+        )
+        token = self.store.claim(delivery.id, self.clock())
+        if token is None:
+            return _Attempt.TAKEN, retry_at  # another process has it
         channel = self.runtime.channels.get(delivery.channel)
         if channel is None:
             error = f"channel {delivery.channel!r} is no longer configured"
-            self.store.give_up(delivery.id, error)
+            self.store.give_up(delivery.id, token, error)
             log.error(
                 "delivery given up channel=%s alert_id=%d error=%s",
                 delivery.channel,
                 delivery.alert_id,
                 error,
             )
-            return False
+            return _Attempt.GIVEN_UP, retry_at
         try:
             channel.send(delivery.message)
         except Exception as exc:  # DeliveryError, or a bug in a channel: record and retry
             if not isinstance(exc, DeliveryError):
                 log.exception("unexpected error sending channel=%s", delivery.channel)
-            base = self.runtime.config.daemon.retry_base
-            delay = _backoff(base, delivery.attempts + 1, MAX_DELIVERY_BACKOFF)
-            self.store.mark_failed(delivery, describe(exc), self.clock() + delay)
+            self.store.mark_failed(delivery.id, token, describe(exc), retry_at)
             log.warning(
-                "delivery failed channel=%s alert_id=%d attempt=%d error=%s retry_in=%ds",
+                "delivery failed channel=%s alert_id=%d attempt=%d error=%s",
                 delivery.channel,
                 delivery.alert_id,
                 delivery.attempts + 1,
                 exc,
-                delay.total_seconds(),
             )
-            return False
-        self.store.mark_sent(delivery.id, self.clock())
+            return _Attempt.FAILED, retry_at
+        if not self.store.mark_sent(delivery.id, token, self.clock()):
+            log.warning(
+                "delivery sent after its claim expired (it may be sent twice) channel=%s "
+                "alert_id=%d",
+                delivery.channel,
+                delivery.alert_id,
+            )
         log.info("delivered channel=%s alert_id=%d", delivery.channel, delivery.alert_id)
-        return True
+        return _Attempt.SENT, retry_at
+
+
+class _Attempt(enum.Enum):
+    SENT = "sent"
+    FAILED = "failed"
+    TAKEN = "taken"  # claimed by another process
+    GIVEN_UP = "given up"
 
 
 def describe(exc: Exception) -> str:

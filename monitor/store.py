@@ -13,11 +13,17 @@ The outbox is safe with several deliverers (a daemon and ``monitor poll``, or se
 PostgreSQL): a delivery is claimed with a conditional UPDATE and a lease before it is sent, so
 only one process sends it; a claim whose process died expires and the delivery is sent again
 (at least once, never lost). A channel is sent to in alert order: while one of its deliveries
-waits for a retry or is being sent, the channel's later deliveries wait too.
+waits for a retry or is being sent, the channel's later deliveries wait too. A delivery that has
+failed a few times is probed: if the channel takes the next one, the failing one is set aside
+to be retried alone (a message the service refuses never blocks the channel); if the next one
+fails too, the channel is down and everything keeps its order.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -55,6 +61,7 @@ from monitor.tables import (
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 DELIVERY_LEASE = timedelta(minutes=5)  # a claimed delivery not settled by then is sent again
+PROBE_AFTER = 3  # failures of one delivery after which its channel is tried with the next one
 _WRITES = "monitor_writes"  # execution option: this transaction will write
 
 
@@ -126,9 +133,24 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # transactions are begun by _sqlite_on_begin
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    _use_wal(cursor)
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch a new database to WAL. The switch needs the database to itself and SQLite does
+    not wait for that (no busy timeout), so processes starting together take turns."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _sqlite_on_begin(connection: Connection) -> None:
@@ -188,9 +210,11 @@ class Store:
                 f"cannot open the database {self.where}: {getattr(exc, 'orig', None) or exc}"
             ) from exc
         try:
-            with self.engine.begin() as conn:
-                config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_WRITES: True})  # take the write lock up front
+                with conn.begin():
+                    config.attributes["connection"] = conn
+                    command.upgrade(config, "head")
         except AlembicError as exc:
             raise StoreError(
                 f"the database {self.where} was migrated by another version of monitor ({exc});"
@@ -380,37 +404,40 @@ class Store:
 
     def due_deliveries(self, now: datetime, limit: int = 100) -> list[PendingDelivery]:
         """Pending deliveries whose time has come, oldest alert first, leaving out channels
-        that are waiting for a retry or being sent to by another process."""
+        that wait for a retry or are being sent to by another process. A delivery set aside
+        (its channel takes other messages, not this one) waits alone."""
         pending = DeliveryRow.status == "pending"
-        busy = select(DeliveryRow.channel).where(
-            pending
-            & (
-                (DeliveryRow.next_attempt_at > now)
-                | (DeliveryRow.lease_until.is_not(None) & (DeliveryRow.lease_until > now))
-            )
-        )
+        held = (DeliveryRow.next_attempt_at > now) & DeliveryRow.set_aside.is_(False)
+        leased = DeliveryRow.lease_until.is_not(None) & (DeliveryRow.lease_until > now)
+        busy = select(DeliveryRow.channel).where(pending & (held | leased))
         query = (
             select(
                 DeliveryRow.id,
                 DeliveryRow.alert_id,
                 DeliveryRow.channel,
                 DeliveryRow.attempts,
+                DeliveryRow.set_aside,
                 AlertRow.message,
             )
             .join(AlertRow, AlertRow.id == DeliveryRow.alert_id)
-            .where(pending & DeliveryRow.channel.not_in(busy))
+            .where(pending & (DeliveryRow.next_attempt_at <= now))
+            .where(DeliveryRow.channel.not_in(busy))
             .order_by(DeliveryRow.alert_id, DeliveryRow.id)
             .limit(limit)
         )
         with self._read() as conn:
             rows = conn.execute(query).all()
         return [
-            PendingDelivery(r.id, r.alert_id, r.channel, r.attempts, message_from_json(r.message))
+            PendingDelivery(
+                r.id, r.alert_id, r.channel, r.attempts, message_from_json(r.message), r.set_aside
+            )
             for r in rows
         ]
 
-    def claim(self, delivery_id: int, now: datetime) -> bool:
-        """Take a delivery for sending; False if another process has it or it is settled."""
+    def claim(self, delivery_id: int, now: datetime) -> str | None:
+        """Take a delivery for sending: a token to settle it with, or None if another process
+        has it, or it is settled or not due."""
+        token = uuid.uuid4().hex
         with self._transaction() as conn:
             claimed = conn.execute(
                 update(DeliveryRow)
@@ -418,46 +445,60 @@ class Store:
                 .where(DeliveryRow.status == "pending")
                 .where(DeliveryRow.next_attempt_at <= now)
                 .where(DeliveryRow.lease_until.is_(None) | (DeliveryRow.lease_until <= now))
-                .values(lease_until=now + DELIVERY_LEASE)
+                .values(lease_until=now + DELIVERY_LEASE, lease_token=token)
             )
-            return claimed.rowcount == 1
+            return token if claimed.rowcount == 1 else None
 
-    def mark_sent(self, delivery_id: int, now: datetime) -> None:
+    def mark_sent(self, delivery_id: int, token: str, now: datetime) -> bool:
+        """Record a delivery as sent; False if the claim had expired (another process has it)."""
+        with self._transaction() as conn:
+            return bool(
+                conn.execute(
+                    _settle(delivery_id, token).values(
+                        status="sent", sent_at=now, attempts=DeliveryRow.attempts + 1
+                    )
+                ).rowcount
+            )
+
+    def mark_failed(self, delivery_id: int, token: str, error: str, retry_at: datetime) -> bool:
+        """Record a failed attempt, to be retried at ``retry_at``; False if the claim had
+        expired (then another process has the delivery and nothing is changed)."""
+        with self._transaction() as conn:
+            return bool(
+                conn.execute(
+                    _settle(delivery_id, token).values(
+                        attempts=DeliveryRow.attempts + 1,
+                        last_error=error[:2000],
+                        next_attempt_at=retry_at,
+                    )
+                ).rowcount
+            )
+
+    def hold_channel(self, channel: str, until: datetime) -> None:
+        """Make every pending delivery of a channel wait until ``until`` (it keeps its order)."""
         with self._transaction() as conn:
             conn.execute(
                 update(DeliveryRow)
-                .where(DeliveryRow.id == delivery_id)
-                .values(
-                    status="sent", sent_at=now, attempts=DeliveryRow.attempts + 1, lease_until=None
-                )
-            )
-
-    def mark_failed(self, delivery: PendingDelivery, error: str, retry_at: datetime) -> None:
-        """A failed attempt: the delivery, and every later one to its channel, wait until
-        ``retry_at`` (the channel keeps its order)."""
-        with self._transaction() as conn:
-            conn.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id == delivery.id)
-                .values(
-                    attempts=DeliveryRow.attempts + 1, last_error=error[:2000], lease_until=None
-                )
-            )
-            conn.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.channel == delivery.channel)
+                .where(DeliveryRow.channel == channel)
                 .where(DeliveryRow.status == "pending")
-                .where(DeliveryRow.next_attempt_at < retry_at)
-                .values(next_attempt_at=retry_at)
+                .where(DeliveryRow.set_aside.is_(False))
+                .where(DeliveryRow.next_attempt_at < until)
+                .values(next_attempt_at=until)
             )
 
-    def give_up(self, delivery_id: int, error: str) -> None:
+    def set_aside(self, delivery_id: int) -> None:
+        """A delivery its channel refuses while it takes others: it no longer holds the
+        channel up, and is retried on its own."""
+        with self._transaction() as conn:
+            conn.execute(
+                update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(set_aside=True)
+            )
+
+    def give_up(self, delivery_id: int, token: str, error: str) -> None:
         """A delivery that can never succeed (its channel is gone): kept, marked failed."""
         with self._transaction() as conn:
             conn.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id == delivery_id)
-                .values(status="failed", last_error=error[:2000], lease_until=None)
+                _settle(delivery_id, token).values(status="failed", last_error=error[:2000])
             )
 
     # --- review --------------------------------------------------------------------------
@@ -562,6 +603,17 @@ class Store:
     def _insert(self, table: Any) -> Any:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         return dialect.insert(table)
+
+
+def _settle(delivery_id: int, token: str) -> Any:
+    """An update of a delivery that only the holder of its claim may make; it ends the claim."""
+    return (
+        update(DeliveryRow)
+        .where(DeliveryRow.id == delivery_id)
+        .where(DeliveryRow.status == "pending")
+        .where(DeliveryRow.lease_token == token)
+        .values(lease_until=None, lease_token=None)
+    )
 
 
 def _schedule(outcome: FetchOutcome) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -144,13 +146,30 @@ class DeliveryRow(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), index=True)  # pending | sent | failed
+    status: Mapped[str] = mapped_column(String(20))  # pending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # claimed for sending
+    lease_token: Mapped[str | None] = mapped_column(String(36))  # by whom (one claim)
+    set_aside: Mapped[bool] = mapped_column(default=False, server_default=false())  # see store
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     __table_args__ = (
         UniqueConstraint("alert_id", "channel", name="uq_deliveries_alert_channel"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
+        # the outbox reads only pending rows: keep that cheap however long the history grows
+        Index(
+            "ix_deliveries_pending_order",
+            "alert_id",
+            "id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_deliveries_pending_channel",
+            "channel",
+            "next_attempt_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
     )

@@ -31,6 +31,7 @@ class WebhookEndpoint:
         self.paths: list[str] = []
         self.fail_status: int | None = None
         self.delay = 0.0  # seconds to wait before answering, like a slow service
+        self.refuse_containing: bytes | None = None  # answer 400 to bodies containing this
         self._lock = threading.Lock()
         endpoint = self
 
@@ -40,6 +41,12 @@ class WebhookEndpoint:
                 body = self.rfile.read(length)
                 time.sleep(endpoint.delay)
                 status = endpoint.fail_status
+                if (
+                    status is None
+                    and endpoint.refuse_containing
+                    and endpoint.refuse_containing in body
+                ):
+                    status = 400  # a message this service will never take
                 if status is None:
                     with endpoint._lock:
                         endpoint.received.append(json.loads(body or b"{}"))

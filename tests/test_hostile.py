@@ -88,7 +88,7 @@ HOSTILE = {
     "title": "Blinken <!channel> meets Wang Yi <!here> <@U024BE7LH>\r\nBcc: victim@example.org",
     "text": "Antony Blinken met Wang Yi. @channel @here <script>alert(1)</script> "
     '<img src=x onerror="alert(2)"> !channel> &lt;!everyone&gt; <https://evil.example|click>',
-    "url": "https://example.org/story?a=1&b=<2>",
+    "url": "https://example.org/story?a=1&b=<@&123456>&c=@everyone",
     "published": "2023-02-18T23:57:58+00:00",
 }
 

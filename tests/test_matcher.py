@@ -60,6 +60,9 @@ def found(title: str, text: str = "") -> tuple[set[str], set[str]]:
         ("Biden Meets Xi Amid Tensions", "", "xi-jinping", True),  # title case: no evidence
         ("Talks", "Blinken met Wang Yi in Munich. Wang said they were candid.", "wang-yi", True),
         ("Talks", "When Xi met Joe Biden in Woodside, they agreed.", "xi-jinping", True),
+        ("Talks", "Wang Yi met Blinken. Afterwards Wang told reporters.", "wang-yi", True),
+        ("Both Xi and Biden agreed to talk", "", "xi-jinping", True),
+        ("Talks", "Mr Wang Yi met Antony Blinken.", "wang-yi", True),  # not the weak "Mr Wang"
         (
             "Sullivan's remarks",
             "National security adviser Jake Sullivan spoke.",
@@ -91,6 +94,12 @@ def test_actor_cases(title: str, text: str, actor: str, expected: bool) -> None:
         ),
         ("Talks", "Wang Yi discussed the war in Ukraine.", "russia-ukraine-war", True),
         ("Deal", "a crackdown on fentanyl precursors", "fentanyl", True),
+        (
+            "Rights",
+            "Xi Jinping visited the Xinjiang Uyghur Autonomous Region.",
+            "human-rights",
+            True,
+        ),
     ],
 )
 def test_topic_cases(title: str, text: str, topic: str, expected: bool) -> None:

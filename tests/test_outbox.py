@@ -110,7 +110,7 @@ def test_two_deliverers_never_send_an_alert_twice(
     second.store.close()
 
 
-def test_a_channel_that_is_down_neither_starves_others_nor_loses_order(
+def test_a_channel_down_for_hours_starves_no_other_and_gets_everything_in_order(
     tmp_path: Path, hooks: tuple[WebhookEndpoint, WebhookEndpoint]
 ) -> None:
     a, b = hooks
@@ -118,20 +118,44 @@ def test_a_channel_that_is_down_neither_starves_others_nor_loses_order(
     clock = Clock()
     pipeline = pipeline_for(config_text(tmp_path, a, b, '["a"]'), clock, tmp_path)
     queue_alerts(pipeline, [f"t{i:03}" for i in range(150)], ("a",))
-    assert pipeline.deliver_due().failed == 1  # one attempt; the channel then backs off
+    assert pipeline.deliver_due() == DeliveryReport(0, 1)  # one attempt, then a backs off
     queue_alerts(pipeline, ["for-b"], ("b",))
     queue_alerts(pipeline, ["late-a"], ("a",))
-    assert pipeline.deliver_due().sent == 1
+    assert pipeline.deliver_due() == DeliveryReport(1, 0)
     assert titles(b) == ["for-b"]
     assert pipeline.deliver_due() == DeliveryReport(0, 0)  # a is still waiting
 
+    for _ in range(12):  # down for hours: retried with backoff, probed, never out of order
+        clock.now += timedelta(hours=2)
+        report = pipeline.deliver_due()
+        assert report.sent == 0 and 1 <= report.failed <= 2
     a.fail_status = None
-    clock.now += timedelta(minutes=2)
+    clock.now += timedelta(hours=2)
     for _ in range(3):
         pipeline.deliver_due()
     assert titles(a) == [f"t{i:03}" for i in range(150)] + ["late-a"]
-    [failed_first] = [r for r in pipeline.store.alerts(LogFilter(limit=500)) if r.title == "t000"]
-    assert failed_first.deliveries[0].attempts == 2
+    pipeline.store.close()
+
+
+def test_a_message_the_channel_always_refuses_is_set_aside(
+    tmp_path: Path, hooks: tuple[WebhookEndpoint, WebhookEndpoint]
+) -> None:
+    a, b = hooks
+    a.refuse_containing = b"POISON"
+    clock = Clock()
+    pipeline = pipeline_for(config_text(tmp_path, a, b, '["a"]'), clock, tmp_path)
+    queue_alerts(pipeline, ["POISON", "t1", "t2"], ("a",))
+    for _ in range(3):
+        pipeline.deliver_due()
+        clock.now += timedelta(hours=2)
+    assert titles(a) == ["t1", "t2"]  # the third failure probed t1, which went through
+    queue_alerts(pipeline, ["t3"], ("a",))
+    pipeline.deliver_due()
+    assert titles(a) == ["t1", "t2", "t3"]  # the refused message no longer holds the channel
+    [poison] = [r for r in pipeline.store.alerts(LogFilter()) if r.title == "POISON"]
+    [delivery] = poison.deliveries
+    assert delivery.status == "pending" and delivery.attempts == 4  # kept, retried alone
+    assert "error=400" in (delivery.last_error or "")
     pipeline.store.close()
 
 

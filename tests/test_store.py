@@ -3,6 +3,7 @@ is set up for a daemon, and writing is idempotent."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -105,9 +106,11 @@ def test_the_outbox(store: Store) -> None:
     due = store.due_deliveries(NOW)
     assert [d.channel for d in due] == ["slack", "email"]
     assert due[0].message.actors == ("Antony Blinken", "Wang Yi")
-    assert store.claim(due[0].id, NOW) and store.claim(due[1].id, NOW)
-    store.mark_failed(due[0], "503 from Slack", NOW + timedelta(minutes=1))
-    store.mark_sent(due[1].id, NOW)
+    slack, email = store.claim(due[0].id, NOW), store.claim(due[1].id, NOW)
+    assert slack and email and store.claim(due[0].id, NOW) is None  # one claim at a time
+    assert store.mark_failed(due[0].id, slack, "503 from Slack", NOW + timedelta(minutes=1))
+    assert store.mark_sent(due[1].id, email, NOW)
+    assert not store.mark_sent(due[1].id, email, NOW)  # settled once
     assert store.due_deliveries(NOW) == []
     [retry] = store.due_deliveries(NOW + timedelta(minutes=1))
     assert retry.channel == "slack" and retry.attempts == 1
@@ -139,3 +142,42 @@ def test_a_source_moved_to_a_new_url_starts_afresh(store: Store) -> None:
     store.sync_sources([SourceConfig(name="news", url="https://example.org/other")], NOW)
     state = store.source_state("news")
     assert state.first_poll and state.etag is None  # no flood from the new feed's backlog
+
+
+def test_an_expired_claim_cannot_settle_what_another_process_took(store: Store) -> None:
+    store.sync_sources([SourceConfig(name="news", url="https://example.org/feed")], NOW)
+    outcome = FetchOutcome(NOW, "ok", 5, NOW + timedelta(minutes=15))
+    store.save_poll(store.source_state("news"), outcome, [new_article()])
+    first = store.due_deliveries(NOW)[0]
+    slow = store.claim(first.id, NOW)
+    later = NOW + timedelta(minutes=6)  # the first claim's lease has run out
+    fast = store.claim(first.id, later)
+    assert slow and fast and slow != fast
+    assert store.mark_sent(first.id, fast, later)
+    assert not store.mark_failed(first.id, slow, "timed out", later + timedelta(hours=1))
+    [alert] = store.alerts(LogFilter())
+    slack_delivery = alert.deliveries[0]
+    assert (slack_delivery.channel, slack_delivery.status) == ("slack", "sent")
+
+
+def test_processes_starting_together_migrate_one_after_the_other(tmp_path: Path) -> None:
+    """A daemon and a `monitor poll` starting at once on a new database."""
+    for attempt in range(5):
+        url = f"sqlite:///{tmp_path / f'race{attempt}.db'}"
+        errors: list[Exception] = []
+
+        def upgrade(url: str = url, errors: list[Exception] = errors) -> None:
+            store = Store.open(url)
+            try:
+                store.upgrade()
+            except Exception as exc:
+                errors.append(exc)
+            finally:
+                store.close()
+
+        threads = [threading.Thread(target=upgrade) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
