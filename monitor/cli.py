@@ -29,7 +29,7 @@ from monitor.models import Article, MatchResult
 from monitor.parse import DOCUMENT_SUFFIXES, read_document
 from monitor.pipeline import Pipeline, utc_now
 from monitor.runtime import Runtime, load_runtime
-from monitor.store import AlertRecord, ArticleRecord, LogFilter, Store
+from monitor.store import AlertRecord, ArticleRecord, DeliveryRecord, LogFilter, Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("monitor")
@@ -133,7 +133,8 @@ def poll(config_path: Path | None) -> None:
             err=True,
         )
     click.echo(
-        f"deliveries: {delivered.sent} sent, {delivered.failed} failed (will be retried)", err=True
+        f"deliveries: {delivered.sent} sent, {delivered.failed} failed (see `monitor log alerts`)",
+        err=True,
     )
 
 
@@ -294,10 +295,7 @@ def _row(record: ArticleRecord | AlertRecord) -> list[str]:
             ",".join(record.topics),
             ",".join(record.rules),
         ]
-    deliveries = " ".join(
-        f"{d.channel}:{d.status}" + (f"({d.attempts})" if d.status != "sent" else "")
-        for d in record.deliveries
-    )
+    deliveries = " ".join(_delivery_cell(d) for d in record.deliveries)
     return [
         str(record.id),
         f"{record.created_at:%Y-%m-%d %H:%M}",
@@ -306,6 +304,14 @@ def _row(record: ArticleRecord | AlertRecord) -> list[str]:
         record.title.replace("\n", " "),
         deliveries or "-",
     ]
+
+
+def _delivery_cell(delivery: DeliveryRecord) -> str:
+    """``slack:sent``, ``email:pending(3 attempts)``, ``chat:pending(5 attempts, set aside)``."""
+    if delivery.status == "sent":
+        return f"{delivery.channel}:sent"
+    detail = f"{delivery.attempts} attempts" + (", set aside" if delivery.set_aside else "")
+    return f"{delivery.channel}:{delivery.status}({detail})"
 
 
 @main.group()

@@ -36,6 +36,8 @@ class Daemon:
         self.stop = pipeline.stop
         self._signals = 0
         self._in_flight: set[str] = set()
+        self._sending = threading.Event()  # a delivery round is under way
+        self._more_to_send = threading.Event()  # a poll found alerts since it began
         self._in_flight_lock = threading.Lock()
         settings = pipeline.runtime.config.daemon
         self._workers = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="poll")
@@ -120,17 +122,25 @@ class Daemon:
         self._deliver_soon()
 
     def _deliver_soon(self) -> None:
-        """Send what a poll found now, on the delivery job's thread, not this poll worker's."""
-        if self.stop.is_set():
+        """Send what a poll found now, on the delivery job's thread, not this poll worker's:
+        a round under way goes round once more, else the job is run at once."""
+        self._more_to_send.set()
+        if self.stop.is_set() or self._sending.is_set():
             return
         with contextlib.suppress(JobLookupError, SchedulerNotRunningError):
             self._scheduler.modify_job("deliver", next_run_time=utc_now())
 
     def _deliver(self) -> None:
         """The delivery job (never two at once: the scheduler runs one instance of it)."""
+        self._sending.set()
         try:
-            self.pipeline.deliver_due()
+            self._more_to_send.set()
+            while self._more_to_send.is_set() and not self.stop.is_set():
+                self._more_to_send.clear()
+                self.pipeline.deliver_due()
         except StoreError as exc:
             log.error("delivery round failed, will retry next tick error=%s", exc)
         except Exception:
             log.exception("delivery round failed, will retry next tick")
+        finally:
+            self._sending.clear()

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 MAX_SOURCE_BACKOFF = timedelta(hours=6)  # a failing source is retried at least this often
 MAX_DELIVERY_BACKOFF = timedelta(hours=1)  # a failing channel is retried at least this often
+MAX_PROBES = 3  # deliveries tried, one round, past one its channel keeps refusing
 
 
 def utc_now() -> datetime:
@@ -286,98 +287,99 @@ class Pipeline:
         """Send every delivery whose time has come, each channel in alert order.
 
         A failed delivery holds its channel, and the channel's later deliveries, until its
-        retry. Once it has failed ``PROBE_AFTER`` times, the channel is tried with the next
-        delivery: if that one goes through, the channel works and refuses only this message,
-        which is set aside to be retried alone; otherwise the channel is down and holds."""
-        sent = failed = 0
-        settled: set[int] = set()  # sent here as probes
-        held: set[str] = set()  # channels done for this round
+        retry. Once it has failed ``PROBE_AFTER`` times, the channel is probed with its next
+        deliveries: if one goes through, the channel works and refuses only the messages before
+        it, which are set aside to be retried alone; if a fresh one fails, the channel is down
+        and holds, keeping its order."""
+        tally = {outcome: 0 for outcome in _Attempt}
+        done: set[int] = set()  # sent or tried here as probes
+        held: set[str] = set()  # channels finished for this round
         due = self.store.due_deliveries(self.clock())
         for index, delivery in enumerate(due):
             if self.stop.is_set():
                 break
-            if delivery.channel in held or delivery.id in settled:
+            if delivery.channel in held or delivery.id in done:
                 continue
-            outcome, retry_at = self._attempt(delivery)
-            if outcome is _Attempt.SENT:
-                sent += 1
-                continue
-            if outcome is _Attempt.GIVEN_UP:
-                failed += 1
-                continue  # gone for good: the channel's next deliveries go on
-            if outcome is _Attempt.FAILED:
-                failed += 1
-                probe = self._after_failure(delivery, retry_at, due[index + 1 :])
-                if probe is not None:  # the channel goes on
-                    settled.add(probe)
-                    if probe:
-                        sent += 1
-                    continue
-            held.add(delivery.channel)
-        return DeliveryReport(sent, failed)
+            result = self._attempt(delivery)
+            tally[result.outcome] += 1
+            if result.outcome is _Attempt.TAKEN:
+                held.add(delivery.channel)  # another process is sending to it
+            elif result.outcome is _Attempt.FAILED and not result.set_aside:
+                later = [d for d in due[index + 1 :] if d.channel == delivery.channel]
+                if not self._probe(delivery, result, later, done, tally):
+                    self.store.hold_channel(delivery.channel, result.retry_at)
+                    held.add(delivery.channel)
+        failed = tally[_Attempt.FAILED] + tally[_Attempt.GIVEN_UP]
+        return DeliveryReport(tally[_Attempt.SENT], failed)
 
-    def _after_failure(
-        self, delivery: PendingDelivery, retry_at: datetime, later: list[PendingDelivery]
-    ) -> int | None:
-        """What a failure means for its channel: None, it holds until ``retry_at``; else the
-        channel goes on (with the id of the probe it took, or 0)."""
-        if delivery.set_aside:
-            return 0  # it waits alone
-        probe = self._probe(delivery, later)
-        if probe is None:
-            self.store.hold_channel(delivery.channel, retry_at)
-        return probe
+    def _probe(
+        self,
+        failing: PendingDelivery,
+        result: _Result,
+        later: list[PendingDelivery],
+        done: set[int],
+        tally: dict[_Attempt, int],
+    ) -> bool:
+        """After repeated failures, try the channel's next deliveries, at most ``MAX_PROBES``:
+        True if one went through (the refused ones before it are set aside)."""
+        if result.attempts < PROBE_AFTER:
+            return False
+        refused = [failing]
+        for probe in later[:MAX_PROBES]:
+            done.add(probe.id)
+            outcome = self._attempt(probe)
+            tally[outcome.outcome] += 1
+            if outcome.outcome is _Attempt.SENT:
+                for delivery in refused:
+                    self.store.set_aside(delivery.id)
+                    log.warning(
+                        "delivery set aside: its channel takes other messages channel=%s "
+                        "alert_id=%d",
+                        delivery.channel,
+                        delivery.alert_id,
+                    )
+                return True
+            if outcome.outcome is not _Attempt.FAILED or outcome.attempts < PROBE_AFTER:
+                return False  # a fresh failure: the channel is down
+            refused.append(probe)
+        return False
 
-    def _probe(self, failing: PendingDelivery, later: list[PendingDelivery]) -> int | None:
-        """After repeated failures, try the channel's next delivery: its id if it went through
-        (and the failing one is set aside), else None."""
-        if failing.attempts + 1 < PROBE_AFTER:
-            return None
-        probe = next((d for d in later if d.channel == failing.channel), None)
-        if probe is None or self._attempt(probe)[0] is not _Attempt.SENT:
-            return None
-        self.store.set_aside(failing.id)
-        log.warning(
-            "delivery set aside: its channel takes other messages channel=%s alert_id=%d",
-            failing.channel,
-            failing.alert_id,
+    def _attempt(self, delivery: PendingDelivery) -> _Result:
+        """Claim, send and record one delivery."""
+        now = self.clock()
+        claim = self.store.claim(delivery.id, now)
+        if claim is None:
+            return _Result(_Attempt.TAKEN, now, delivery.attempts, delivery.set_aside)
+        attempts = claim.attempts + 1
+        retry_at = now + _backoff(
+            self.runtime.config.daemon.retry_base, attempts, MAX_DELIVERY_BACKOFF
         )
-        return probe.id
-
-    def _attempt(self, delivery: PendingDelivery) -> tuple[_Attempt, datetime]:
-        """Claim, send and record one delivery; with the time of its retry if it failed."""
-        retry_at = self.clock() + _backoff(
-            self.runtime.config.daemon.retry_base, delivery.attempts + 1, MAX_DELIVERY_BACKOFF
-        )
-        token = self.store.claim(delivery.id, self.clock())
-        if token is None:
-            return _Attempt.TAKEN, retry_at  # another process has it
         channel = self.runtime.channels.get(delivery.channel)
         if channel is None:
             error = f"channel {delivery.channel!r} is no longer configured"
-            self.store.give_up(delivery.id, token, error)
+            self.store.give_up(delivery.id, claim.token, error)
             log.error(
                 "delivery given up channel=%s alert_id=%d error=%s",
                 delivery.channel,
                 delivery.alert_id,
                 error,
             )
-            return _Attempt.GIVEN_UP, retry_at
+            return _Result(_Attempt.GIVEN_UP, retry_at, attempts, claim.set_aside)
         try:
             channel.send(delivery.message)
         except Exception as exc:  # DeliveryError, or a bug in a channel: record and retry
             if not isinstance(exc, DeliveryError):
                 log.exception("unexpected error sending channel=%s", delivery.channel)
-            self.store.mark_failed(delivery.id, token, describe(exc), retry_at)
+            self.store.mark_failed(delivery.id, claim.token, describe(exc), retry_at)
             log.warning(
                 "delivery failed channel=%s alert_id=%d attempt=%d error=%s",
                 delivery.channel,
                 delivery.alert_id,
-                delivery.attempts + 1,
+                attempts,
                 exc,
             )
-            return _Attempt.FAILED, retry_at
-        if not self.store.mark_sent(delivery.id, token, self.clock()):
+            return _Result(_Attempt.FAILED, retry_at, attempts, claim.set_aside)
+        if not self.store.mark_sent(delivery.id, claim.token, self.clock()):
             log.warning(
                 "delivery sent after its claim expired (it may be sent twice) channel=%s "
                 "alert_id=%d",
@@ -385,7 +387,7 @@ class Pipeline:
                 delivery.alert_id,
             )
         log.info("delivered channel=%s alert_id=%d", delivery.channel, delivery.alert_id)
-        return _Attempt.SENT, retry_at
+        return _Result(_Attempt.SENT, retry_at, attempts, claim.set_aside)
 
 
 class _Attempt(enum.Enum):
@@ -393,6 +395,14 @@ class _Attempt(enum.Enum):
     FAILED = "failed"
     TAKEN = "taken"  # claimed by another process
     GIVEN_UP = "given up"
+
+
+@dataclass(frozen=True)
+class _Result:
+    outcome: _Attempt
+    retry_at: datetime  # when a failed delivery is tried again
+    attempts: int  # attempts made, this one included
+    set_aside: bool
 
 
 def describe(exc: Exception) -> str:
@@ -411,7 +421,7 @@ def _alerts_on(article: Article, source: SourceConfig, state: SourceState, now: 
 
 
 def _backoff(base: timedelta, failures: int, ceiling: timedelta) -> timedelta:
-    """base × 2^(failures-1), capped, plus up to 25% jitter so retries do not move in step."""
+    """base × 2^(failures-1) plus up to 25% jitter (so retries do not move in step), capped."""
     delay = min(base * (2 ** min(failures - 1, 20)), max(ceiling, base))
-    jittered: timedelta = delay * random.uniform(1.0, 1.25)
+    jittered: timedelta = min(delay * random.uniform(1.0, 1.25), max(ceiling, base))
     return jittered

@@ -34,9 +34,19 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.util.exc import CommandError as AlembicError
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.config import SourceConfig
 from monitor.errors import StoreError
@@ -61,6 +71,8 @@ from monitor.tables import (
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 DELIVERY_LEASE = timedelta(minutes=5)  # a claimed delivery not settled by then is sent again
+# Written into the SQL, not bound, so the partial indexes over pending deliveries apply.
+_PENDING: ColumnElement[str] = literal_column("'pending'")
 PROBE_AFTER = 3  # failures of one delivery after which its channel is tried with the next one
 _WRITES = "monitor_writes"  # execution option: this transaction will write
 
@@ -83,10 +95,11 @@ class ArticleRecord:
 @dataclass(frozen=True)
 class DeliveryRecord:
     channel: str
-    status: str
+    status: str  # pending | sent | failed
     attempts: int
     last_error: str | None
     sent_at: datetime | None
+    set_aside: bool = False  # refused while its channel took others: retried alone
 
 
 @dataclass(frozen=True)
@@ -103,6 +116,15 @@ class AlertRecord:
     actors: tuple[str, ...]
     topics: tuple[str, ...]
     deliveries: tuple[DeliveryRecord, ...]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery taken for sending: the token that settles it, and its state when taken."""
+
+    token: str
+    attempts: int
+    set_aside: bool
 
 
 @dataclass(frozen=True)
@@ -402,14 +424,26 @@ class Store:
 
     # --- the outbox ----------------------------------------------------------------------
 
-    def due_deliveries(self, now: datetime, limit: int = 100) -> list[PendingDelivery]:
-        """Pending deliveries whose time has come, oldest alert first, leaving out channels
-        that wait for a retry or are being sent to by another process. A delivery set aside
-        (its channel takes other messages, not this one) waits alone."""
-        pending = DeliveryRow.status == "pending"
+    def due_deliveries(self, now: datetime, per_channel: int = 20) -> list[PendingDelivery]:
+        """Pending deliveries whose time has come, oldest alert first, at most ``per_channel``
+        of each channel (a backlog on one holds up no other), leaving out channels that wait
+        for a retry or are being sent to by another process. A delivery set aside (its channel
+        takes other messages, not this one) waits alone."""
+        pending = DeliveryRow.status == _PENDING
         held = (DeliveryRow.next_attempt_at > now) & DeliveryRow.set_aside.is_(False)
         leased = DeliveryRow.lease_until.is_not(None) & (DeliveryRow.lease_until > now)
         busy = select(DeliveryRow.channel).where(pending & (held | leased))
+        position = (
+            func.row_number()
+            .over(partition_by=DeliveryRow.channel, order_by=(DeliveryRow.alert_id, DeliveryRow.id))
+            .label("position")
+        )
+        due = (
+            select(DeliveryRow.id, position)
+            .where(pending & (DeliveryRow.next_attempt_at <= now))
+            .where(DeliveryRow.channel.not_in(busy))
+            .subquery()
+        )
         query = (
             select(
                 DeliveryRow.id,
@@ -419,11 +453,10 @@ class Store:
                 DeliveryRow.set_aside,
                 AlertRow.message,
             )
+            .join(due, due.c.id == DeliveryRow.id)
             .join(AlertRow, AlertRow.id == DeliveryRow.alert_id)
-            .where(pending & (DeliveryRow.next_attempt_at <= now))
-            .where(DeliveryRow.channel.not_in(busy))
+            .where(due.c.position <= per_channel)
             .order_by(DeliveryRow.alert_id, DeliveryRow.id)
-            .limit(limit)
         )
         with self._read() as conn:
             rows = conn.execute(query).all()
@@ -434,20 +467,21 @@ class Store:
             for r in rows
         ]
 
-    def claim(self, delivery_id: int, now: datetime) -> str | None:
-        """Take a delivery for sending: a token to settle it with, or None if another process
+    def claim(self, delivery_id: int, now: datetime) -> Claim | None:
+        """Take a delivery for sending, with its state as it is now; None if another process
         has it, or it is settled or not due."""
         token = uuid.uuid4().hex
         with self._transaction() as conn:
-            claimed = conn.execute(
+            row = conn.execute(
                 update(DeliveryRow)
                 .where(DeliveryRow.id == delivery_id)
-                .where(DeliveryRow.status == "pending")
+                .where(DeliveryRow.status == _PENDING)
                 .where(DeliveryRow.next_attempt_at <= now)
                 .where(DeliveryRow.lease_until.is_(None) | (DeliveryRow.lease_until <= now))
                 .values(lease_until=now + DELIVERY_LEASE, lease_token=token)
-            )
-            return token if claimed.rowcount == 1 else None
+                .returning(DeliveryRow.attempts, DeliveryRow.set_aside)
+            ).one_or_none()
+        return None if row is None else Claim(token, row.attempts, row.set_aside)
 
     def mark_sent(self, delivery_id: int, token: str, now: datetime) -> bool:
         """Record a delivery as sent; False if the claim had expired (another process has it)."""
@@ -455,7 +489,10 @@ class Store:
             return bool(
                 conn.execute(
                     _settle(delivery_id, token).values(
-                        status="sent", sent_at=now, attempts=DeliveryRow.attempts + 1
+                        status="sent",
+                        sent_at=now,
+                        attempts=DeliveryRow.attempts + 1,
+                        last_error=None,
                     )
                 ).rowcount
             )
@@ -480,7 +517,7 @@ class Store:
             conn.execute(
                 update(DeliveryRow)
                 .where(DeliveryRow.channel == channel)
-                .where(DeliveryRow.status == "pending")
+                .where(DeliveryRow.status == _PENDING)
                 .where(DeliveryRow.set_aside.is_(False))
                 .where(DeliveryRow.next_attempt_at < until)
                 .values(next_attempt_at=until)
@@ -610,7 +647,7 @@ def _settle(delivery_id: int, token: str) -> Any:
     return (
         update(DeliveryRow)
         .where(DeliveryRow.id == delivery_id)
-        .where(DeliveryRow.status == "pending")
+        .where(DeliveryRow.status == _PENDING)
         .where(DeliveryRow.lease_token == token)
         .values(lease_until=None, lease_token=None)
     )
@@ -678,7 +715,9 @@ def _deliveries(conn: Connection, ids: list[int]) -> dict[int, tuple[DeliveryRec
             select(DeliveryRow).where(DeliveryRow.alert_id.in_(chunk)).order_by(DeliveryRow.id)
         ).all()
         for d in rows:
-            record = DeliveryRecord(d.channel, d.status, d.attempts, d.last_error, d.sent_at)
+            record = DeliveryRecord(
+                d.channel, d.status, d.attempts, d.last_error, d.sent_at, d.set_aside
+            )
             found.setdefault(d.alert_id, []).append(record)
     return {k: tuple(v) for k, v in found.items()}
 

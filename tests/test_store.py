@@ -108,9 +108,11 @@ def test_the_outbox(store: Store) -> None:
     assert due[0].message.actors == ("Antony Blinken", "Wang Yi")
     slack, email = store.claim(due[0].id, NOW), store.claim(due[1].id, NOW)
     assert slack and email and store.claim(due[0].id, NOW) is None  # one claim at a time
-    assert store.mark_failed(due[0].id, slack, "503 from Slack", NOW + timedelta(minutes=1))
-    assert store.mark_sent(due[1].id, email, NOW)
-    assert not store.mark_sent(due[1].id, email, NOW)  # settled once
+    assert (slack.attempts, slack.set_aside) == (0, False)
+    retry = NOW + timedelta(minutes=1)
+    assert store.mark_failed(due[0].id, slack.token, "503 from Slack", retry)
+    assert store.mark_sent(due[1].id, email.token, NOW)
+    assert not store.mark_sent(due[1].id, email.token, NOW)  # settled once
     assert store.due_deliveries(NOW) == []
     [retry] = store.due_deliveries(NOW + timedelta(minutes=1))
     assert retry.channel == "slack" and retry.attempts == 1
@@ -152,9 +154,9 @@ def test_an_expired_claim_cannot_settle_what_another_process_took(store: Store) 
     slow = store.claim(first.id, NOW)
     later = NOW + timedelta(minutes=6)  # the first claim's lease has run out
     fast = store.claim(first.id, later)
-    assert slow and fast and slow != fast
-    assert store.mark_sent(first.id, fast, later)
-    assert not store.mark_failed(first.id, slow, "timed out", later + timedelta(hours=1))
+    assert slow and fast and slow.token != fast.token
+    assert store.mark_sent(first.id, fast.token, later)
+    assert not store.mark_failed(first.id, slow.token, "timed out", later + timedelta(hours=1))
     [alert] = store.alerts(LogFilter())
     slack_delivery = alert.deliveries[0]
     assert (slack_delivery.channel, slack_delivery.status) == ("slack", "sent")

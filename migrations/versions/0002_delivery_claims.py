@@ -23,7 +23,9 @@ PENDING = sa.text("status = 'pending'")
 
 
 def upgrade() -> None:
-    op.add_column("deliveries", sa.Column("lease_until", sa.DateTime(timezone=True)))
+    columns = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("deliveries")}
+    if "lease_until" not in columns:  # databases made during development may have it already
+        op.add_column("deliveries", sa.Column("lease_until", sa.DateTime(timezone=True)))
     op.add_column("deliveries", sa.Column("lease_token", sa.String(length=36)))
     op.add_column(
         "deliveries",
