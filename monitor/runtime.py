@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from monitor.channels import Channel, build_channels
 from monitor.config import Config, cross_check
+from monitor.durations import format_duration
 from monitor.errors import ConfigError, Problem
 from monitor.rules import RuleSet, compile_rules
 from monitor.watchlist import Watchlist, load_watchlist
@@ -63,7 +64,7 @@ def _folder_problems(config: Config) -> list[Problem]:
 
 def _warnings(config: Config) -> tuple[str, ...]:
     warnings = [
-        f"source {s.name}: interval {int(s.interval.total_seconds())}s is under a minute; "
+        f"source {s.name}: interval {format_duration(s.interval)} is under a minute; "
         "fine for tests, impolite to real feeds"
         for s in config.sources
         if s.enabled and s.interval < SHORT_INTERVAL
