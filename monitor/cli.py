@@ -252,22 +252,16 @@ def log_command(
         store.close()
     if fmt == "json":
         for record in records:
-            click.echo(json.dumps(_record_json(record), ensure_ascii=False))
+            click.echo(json.dumps(asdict(record), ensure_ascii=False, default=_iso))
     else:
         click.echo(_table(records, what))
 
 
-def _record_json(record: ArticleRecord | AlertRecord) -> dict[str, Any]:
-    def plain(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return value.isoformat()
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-
-    return plain(asdict(record))  # type: ignore[no-any-return]
+def _iso(value: object) -> str:
+    """Times in JSON output, as ISO 8601."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _table(records: Sequence[ArticleRecord | AlertRecord], what: str) -> str:

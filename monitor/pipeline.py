@@ -78,6 +78,7 @@ class _Fetched:
     last_modified: str | None = None
     warning: str | None = None
     items: int | None = None  # items the source holds, when more than the articles read
+    only_new: bool = False  # the articles were checked against the store already
 
 
 class Pipeline:
@@ -154,7 +155,8 @@ class Pipeline:
         started, clock_start = self.clock(), time.monotonic()
         try:
             fetched = self._fetch(source, state)
-            known = self.store.known_keys(state.id, [key for key, _ in fetched.articles])
+            keys = [key for key, _ in fetched.articles]
+            known = set() if fetched.only_new else self.store.known_keys(state.id, keys)
             new = self._new_articles(source, state, fetched.articles, known, started)
         except StoreError:
             raise
@@ -218,7 +220,8 @@ class Pipeline:
                     "unreadable document source=%s file=%s error=%s", source.name, path, exc
                 )
                 problems.append(str(exc))
-        return _Fetched(articles, warning="; ".join(problems)[:2000] or None, items=len(listed))
+        warning = "; ".join(problems)[:2000] or None
+        return _Fetched(articles, warning=warning, items=len(listed), only_new=True)
 
     def _new_articles(
         self,
@@ -422,6 +425,5 @@ def _alerts_on(article: Article, source: SourceConfig, state: SourceState, now: 
 
 def _backoff(base: timedelta, failures: int, ceiling: timedelta) -> timedelta:
     """base × 2^(failures-1) plus up to 25% jitter (so retries do not move in step), capped."""
-    delay = min(base * (2 ** min(failures - 1, 20)), max(ceiling, base))
-    jittered: timedelta = min(delay * random.uniform(1.0, 1.25), max(ceiling, base))
-    return jittered
+    jittered: timedelta = base * (2 ** min(failures - 1, 20)) * random.uniform(1.0, 1.25)
+    return min(jittered, max(ceiling, base))

@@ -25,7 +25,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -52,6 +52,7 @@ from monitor.config import SourceConfig
 from monitor.errors import StoreError
 from monitor.messages import message_from_json, message_to_json
 from monitor.models import (
+    AlertPlan,
     FetchOutcome,
     Mention,
     NewArticle,
@@ -217,7 +218,7 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(f"database error: {exc}") from exc
 
-    def _read(self) -> Any:
+    def _read(self) -> AbstractContextManager[Connection]:
         return self._transaction(writes=False)
 
     def upgrade(self) -> None:
@@ -225,8 +226,7 @@ class Store:
         config = AlembicConfig()
         config.set_main_option("script_location", str(migrations_dir()))
         try:
-            with self.engine.connect() as conn:
-                conn.execution_options(**{_WRITES: True})
+            self.engine.connect().close()
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"cannot open the database {self.where}: {getattr(exc, 'orig', None) or exc}"
@@ -390,27 +390,25 @@ class Store:
                 .on_conflict_do_nothing()
             )
             if plan.suppressed is None:
-                self._queue_alert(conn, article_id, plan.rule, plan.channels, plan.message, now)
+                self._queue_alert(conn, article_id, plan, now)
         return 1
 
     def _queue_alert(
-        self,
-        conn: Connection,
-        article_id: int,
-        rule: str,
-        channels: Sequence[str],
-        message: Any,
-        now: datetime,
+        self, conn: Connection, article_id: int, plan: AlertPlan, now: datetime
     ) -> None:
+        """The alert, and a pending delivery for each of the rule's channels (the outbox)."""
         alert_id = conn.execute(
             self._insert(AlertRow)
             .values(
-                article_id=article_id, rule=rule, created_at=now, message=message_to_json(message)
+                article_id=article_id,
+                rule=plan.rule,
+                created_at=now,
+                message=message_to_json(plan.message),
             )
             .on_conflict_do_nothing()
             .returning(AlertRow.id)
         ).scalar_one_or_none()
-        if alert_id is None or not channels:
+        if alert_id is None or not plan.channels:
             return
         conn.execute(
             self._insert(DeliveryRow).on_conflict_do_nothing(),
@@ -418,7 +416,7 @@ class Store:
                 dict(
                     alert_id=alert_id, channel=c, status="pending", attempts=0, next_attempt_at=now
                 )
-                for c in channels
+                for c in plan.channels
             ],
         )
 
