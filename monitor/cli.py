@@ -28,6 +28,17 @@ from monitor.matcher import Matcher
 from monitor.models import Article, MatchResult
 from monitor.parse import DOCUMENT_SUFFIXES, read_document
 from monitor.pipeline import Pipeline, utc_now
+from monitor.review import (
+    BacktestReport,
+    Candidate,
+    backtest,
+    documents,
+    render_backtest,
+    render_outcome,
+    stored,
+    summarise_evidence,
+)
+from monitor.rules import ArticleView, Rule, compile_query
 from monitor.runtime import Runtime, load_runtime
 from monitor.store import AlertRecord, ArticleRecord, DeliveryRecord, LogFilter, Store
 
@@ -210,6 +221,173 @@ def _match_text(path: Path, article: Article, result: MatchResult, runtime: Runt
             + (f" (as {m.alias!r})" if m.alias != m.text else "")
         )
     return "\n".join(lines)
+
+
+@main.command()
+@config_option
+@click.argument("article")
+@click.option("--rule", "rule_names", multiple=True, help="Only this rule (repeatable).")
+def explain(config_path: Path | None, article: str, rule_names: Sequence[str]) -> None:
+    """Show, for each rule, why it matched an article or which clause failed.
+
+    ARTICLE is an article id from `monitor log articles`, or a document file (.json, .txt,
+    .md). Disabled rules are explained too.
+    """
+    with _errors():
+        runtime = _runtime(config_path, with_channels=False)
+        rules = _chosen_rules(runtime, rule_names)
+        if article.isdigit():
+            store = Store.open(runtime.config.database.url, must_exist=True)
+            try:
+                store.upgrade()
+                found = store.stored_article(int(article))
+                if found is None:
+                    raise click.ClickException(f"no article {article} in the log")
+                candidate = Candidate(f"article {found.id}", found.article, found.fetched_at)
+                recorded = store.matches_of(found.id)
+            finally:
+                store.close()
+        else:
+            path = Path(article)
+            if not path.is_file():
+                raise click.ClickException(f"{article} is neither an article id nor a file")
+            candidate = Candidate(str(path), read_document(path, source=""), None)
+            recorded = []
+    mentions = Matcher(runtime.watchlist).find(candidate.article)
+    view = ArticleView(candidate.article, mentions, candidate.seen_at)
+    click.echo(f"{candidate.label}: {candidate.article.title[:100]}")
+    for line in summarise_evidence(mentions):
+        click.echo(f"  {line}")
+    versions = {r.rule: r for r in recorded}
+    for rule in rules:
+        click.echo("\n".join(_explain_rule(rule, view, versions.get(rule.name))))
+
+
+def _chosen_rules(runtime: Runtime, names: Sequence[str]) -> list[Rule]:
+    unknown = [n for n in names if runtime.rules.get(n) is None]
+    if unknown:
+        known = ", ".join(r.name for r in runtime.rules.rules) or "none"
+        raise click.ClickException(f"no rule named {', '.join(unknown)} (rules: {known})")
+    return [r for r in runtime.rules.rules if not names or r.name in names]
+
+
+def _explain_rule(rule: Rule, view: ArticleView, recorded: Any) -> list[str]:
+    outcome = rule.explain(view)
+    state = "matched" if outcome.holds else "did not match"
+    off = "" if rule.enabled else ", disabled"
+    lines = [f"rule {rule.name} (version {rule.version}{off}): {state}"]
+    if recorded is not None:
+        lines.append(
+            f"  the log recorded a match with version {recorded.rule_version or 'unknown'}"
+            + ("" if recorded.rule_version == rule.version else ": the rule has changed since")
+            + (f" (no alert: {recorded.reason})" if not recorded.alerted else "")
+        )
+    return lines + render_outcome(outcome)
+
+
+@main.group()
+def rules() -> None:
+    """Work with rules."""
+
+
+@rules.command("test")
+@config_option
+@click.argument("name", required=False)
+@click.option("--query", help="Test this query instead of a configured rule.")
+@click.option("--since", help="Only articles fetched in this window, e.g. 30d (default: all).")
+@click.option("--source", help="Only articles from this source.")
+@click.option(
+    "--folder",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Test on the documents of this folder instead of the log.",
+)
+@click.option("--sample", type=click.IntRange(0), default=5, show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def rules_test(
+    config_path: Path | None,
+    name: str | None,
+    query: str | None,
+    since: str | None,
+    source: str | None,
+    folder: Path | None,
+    sample: int,
+    fmt: str,
+) -> None:
+    """Backtest a rule (enabled or not), or a --query, over the stored articles or a folder.
+
+    Nothing is sent and nothing is written: the report says how many articles would have
+    matched, per day, with a sample and its evidence.
+    """
+    if (name is None) == (query is None):
+        raise click.UsageError("give a rule NAME or --query, not both")
+    try:
+        since_at = utc_now() - parse_duration(since) if since else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
+    with _errors():
+        runtime = _runtime(config_path, with_channels=False)
+        if query is not None:
+            rule = compile_query(query, runtime.watchlist, _named_queries(runtime))
+        else:
+            rule = _chosen_rules(runtime, [str(name)])[0]
+        if folder is not None:
+            skipped: list[str] = []
+            report = _backtest(rule, runtime, documents(folder, skipped), None, skipped, sample)
+        else:
+            store = Store.open(runtime.config.database.url, must_exist=True)
+            try:
+                store.upgrade()
+                total = store.count_articles(since_at, source)
+                articles = stored(store.stored_articles(since_at, source))
+                report = _backtest(rule, runtime, articles, total, [], sample)
+            finally:
+                store.close()
+    click.echo(_report_json(report) if fmt == "json" else "\n".join(render_backtest(report)))
+
+
+def _named_queries(runtime: Runtime) -> dict[str, str]:
+    named = dict(runtime.config.queries)
+    named.update({r.name: r.query for r in runtime.config.rules})
+    return named
+
+
+def _backtest(
+    rule: Rule,
+    runtime: Runtime,
+    candidates: Iterator[Candidate],
+    total: int | None,
+    skipped: list[str],
+    sample: int = 5,
+) -> BacktestReport:
+    with click.progressbar(
+        candidates, length=total, label="matching", file=sys.stderr, show_pos=True
+    ) as bar:
+        return backtest(rule, runtime.watchlist, bar, sample, skipped)
+
+
+def _report_json(report: BacktestReport) -> str:
+    return json.dumps(
+        {
+            "rule": report.rule,
+            "version": report.version,
+            "examined": report.examined,
+            "matched": report.matched,
+            "per_day": {d.isoformat(): n for d, n in sorted(report.per_day.items())},
+            "sample": [
+                {
+                    "article": s.label,
+                    "title": s.article.title,
+                    "url": s.article.url,
+                    "evidence": [asdict(m) for m in s.evidence],
+                }
+                for s in report.samples
+            ],
+            "skipped": report.skipped,
+        },
+        ensure_ascii=False,
+    )
 
 
 @main.command("log")

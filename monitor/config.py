@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -164,6 +165,7 @@ class Config(_Section):
     sources: tuple[SourceConfig, ...] = ()
     channels: tuple[ChannelConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
+    queries: dict[Annotated[str, StringConstraints(pattern=_NAME)], str] = {}  # rule:NAME
     origin: str = Field(default="built-in default", exclude=True)  # where it was read from
 
 
@@ -274,6 +276,9 @@ def cross_check(config: Config) -> list[Problem]:
                 where = f"{config.origin}: {section}[{index}].name"
                 problems.append(Problem(where, f"duplicate name {item.name!r}"))
             seen.add(item.name)
+    for name in sorted(set(config.queries) & {r.name for r in config.rules}):
+        where = f"{config.origin}: queries.{name}"
+        problems.append(Problem(where, f"a rule is named {name!r} too: rule:{name} is ambiguous"))
     channel_names = {c.name for c in config.channels}
     for index, rule in enumerate(config.rules):
         for name in rule.channels:

@@ -3,9 +3,13 @@
 Aliases and terms are folded (see ``monitor.normalise``) and loaded into one automaton. A hit
 counts only on whole words: the characters around it must not be letters or digits, an
 apostrophe inside a word joins it ("O'Sullivan", "Xi'an"), and a possessive ("Blinken's") ends
-it. Scripts written without spaces (Chinese, Japanese) need no boundary. Among overlapping hits
-of the same kind the leftmost, then longest, wins ("Wang Yi" over "Wang"). Weak forms are then
-kept only where the watchlist's rules confirm them.
+it. Scripts written without spaces (Chinese, Japanese) need no boundary: there a form matches
+wherever its characters stand, and a change of script is a boundary ("美国国务卿Blinken"). Among
+overlapping hits of the same kind the leftmost, then longest, wins ("Wang Yi" over "Wang").
+
+Then the watchlist's rules apply: a role title names whoever held the role on the day the
+article was published; weak forms are kept only where confirmed; a negative context cancels
+its entry's hits nearby; a topic counts only when its hits' weights reach its minimum score.
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ import bisect
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 import ahocorasick
 
 from monitor.models import TEXT_FIELDS, Article, EntityKind, FieldName, Mention
 from monitor.normalise import FoldedText, fold, fold_string
-from monitor.watchlist import Entity, Watchlist
+from monitor.watchlist import Entity, Role, Watchlist
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,23 @@ class _Form:
     entity: Entity
     alias: str
     weak: bool
+    role: Role | None = None  # a title that names the entity while it holds the role
+    negative: bool = False  # a negative context: cancels the entity's hits nearby
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """What one folded form stands for; the plain forms apart, so most hits need no sorting."""
+
+    length: int
+    plain: tuple[_Form, ...]
+    roles: tuple[_Form, ...]
+    negative: tuple[_Form, ...]
+
+    def forms_on(self, day: date) -> tuple[_Form, ...]:
+        if not self.roles:
+            return self.plain
+        return self.plain + tuple(f for f in self.roles if f.role and f.role.held_on(day))
 
 
 _FIELD_RANK = {name: rank for rank, name in enumerate(TEXT_FIELDS)}
@@ -47,15 +69,27 @@ def is_word_char(char: str) -> bool:
     return char.isalnum() or unicodedata.category(char) in ("Mn", "Mc")
 
 
+# Scripts written without spaces between words: Thai, Lao, Myanmar, Khmer, CJK radicals to
+# ideographs (with kana and bopomofo), compatibility ideographs, and the supplementary planes
+# of ideographs.
+_UNSPACED = (
+    ("\u0e00", "\u0eff"),
+    ("\u1000", "\u109f"),
+    ("\u1780", "\u17ff"),
+    ("\u2e80", "\u9fff"),
+    ("\uf900", "\ufaff"),
+    ("\U00020000", "\U0003134f"),
+)
+
+
 def is_unspaced_script(char: str) -> bool:
     """Characters of scripts written without spaces between words (CJK, kana, Thai …)."""
-    name = unicodedata.name(char, "")
-    return name.startswith(("CJK", "HIRAGANA", "KATAKANA", "THAI", "LAO", "KHMER", "MYANMAR"))
+    return char >= "\u0e00" and any(low <= char <= high for low, high in _UNSPACED)
 
 
 def starts_word(text: str, start: int) -> bool:
     """Whether position ``start`` of folded ``text`` begins a word."""
-    if start == 0 or is_unspaced_script(text[start]):
+    if start == 0 or is_unspaced_script(text[start]) or is_unspaced_script(text[start - 1]):
         return True
     before = text[start - 1]
     if before == "'":  # "O'Sullivan": an apostrophe between letters joins the word
@@ -65,7 +99,7 @@ def starts_word(text: str, start: int) -> bool:
 
 def ends_word(text: str, end: int) -> bool:
     """Whether position ``end`` of folded ``text`` ends a word (a possessive ends it too)."""
-    if end == len(text) or is_unspaced_script(text[end - 1]):
+    if end == len(text) or is_unspaced_script(text[end - 1]) or is_unspaced_script(text[end]):
         return True
     after = text[end]
     if after == "'":  # "Blinken's" and "Davis'" end the name; "Xi'an" does not
@@ -83,45 +117,100 @@ class Matcher:
 
     def __init__(self, watchlist: Watchlist) -> None:
         self.watchlist = watchlist
+        self._topics = {t.id: t for t in watchlist.topics}
         self._automaton = ahocorasick.Automaton()
         forms: dict[str, list[_Form]] = {}
         for entity in watchlist.entities:
-            pairs = [(a, False) for a in entity.strong] + [(a, True) for a in entity.weak]
-            for alias, weak in pairs:
-                key = fold_string(alias).strip()
+            for form in _forms(entity):
+                key = fold_string(form.alias).strip()
                 if key:
-                    forms.setdefault(key, []).append(_Form(entity, alias, weak))
+                    forms.setdefault(key, []).append(form)
         for key, found in forms.items():
-            self._automaton.add_word(key, (len(key), tuple(found)))
+            entry = _Entry(
+                len(key),
+                tuple(f for f in found if not f.role and not f.negative),
+                tuple(f for f in found if f.role),
+                tuple(f for f in found if f.negative),
+            )
+            self._automaton.add_word(key, entry)
         if forms:
             self._automaton.make_automaton()
         self._empty = not forms
 
-    def find(self, article: Article) -> tuple[Mention, ...]:
-        """All confirmed mentions, in reading order (title, summary, text)."""
+    def find(self, article: Article, on: date | None = None) -> tuple[Mention, ...]:
+        """All confirmed mentions, in reading order (title, summary, text). Roles are read as
+        of ``on``, else the day the article was published, else today."""
+        day = on or (article.published or datetime.now(UTC)).astimezone(UTC).date()
         folded = {name: fold(article.field_text(name)) for name in TEXT_FIELDS}
-        hits = [hit for name in TEXT_FIELDS for hit in self._hits(name, folded[name].text)]
+        hits: list[_Hit] = []
+        negatives: list[_Hit] = []
+        for name in TEXT_FIELDS:
+            self._scan(name, folded[name].text, day, hits, negatives)
         chosen = [c for kind in ("actor", "topic") for c in _leftmost_longest(hits, kind)]
+        if negatives:
+            chosen = _without_negated(chosen, negatives, folded)
         strong = _strong_positions(chosen)
         title_case = _title_cased(article.title)
         mentions = []
         for hit, forms in chosen:
-            form = next((f for f in forms if not f.weak), None) or _named_in_full(
-                hit, forms, strong
-            )
-            if form is None and not _inside_another_name(article, folded, hit, title_case):
-                form = _confirmed_nearby(hit, forms, strong)
+            form = _named(article, folded, hit, forms, strong, title_case)
             if form is not None:
                 mentions.append(_mention(hit, form, article, folded[hit.field]))
+        mentions = self._scoring(mentions)
         return tuple(sorted(mentions, key=lambda m: (_FIELD_RANK[m.field], m.start, m.kind)))
 
-    def _hits(self, field: FieldName, text: str) -> Iterator[_Hit]:
+    def _scan(
+        self, field: FieldName, text: str, day: date, hits: list[_Hit], negatives: list[_Hit]
+    ) -> None:
         if self._empty or not text:
             return
-        for last, (length, forms) in self._automaton.iter(text):
-            start, end = last - length + 1, last + 1
-            if starts_word(text, start) and ends_word(text, end):
-                yield _Hit(field, start, end, forms)
+        for last, entry in self._automaton.iter(text):
+            start, end = last - entry.length + 1, last + 1
+            if not (starts_word(text, start) and ends_word(text, end)):
+                continue
+            forms = entry.forms_on(day)
+            if forms:
+                hits.append(_Hit(field, start, end, forms))
+            if entry.negative:
+                negatives.append(_Hit(field, start, end, entry.negative))
+
+    def _scoring(self, mentions: list[Mention]) -> list[Mention]:
+        """Drop the topics whose hits weigh less than the topic's minimum score."""
+        found = {m.id for m in mentions if m.kind == "topic"}
+        short = {i for i in found if self._topics[i].score(mentions) < self._topics[i].min_score}
+        return [m for m in mentions if not (m.kind == "topic" and m.id in short)]
+
+
+def _forms(entity: Entity) -> Iterator[_Form]:
+    for alias in entity.strong:
+        yield _Form(entity, alias, weak=False)
+    for alias in entity.weak:
+        yield _Form(entity, alias, weak=True)
+    for role in entity.roles:
+        for title in role.titles:
+            yield _Form(entity, title, weak=False, role=role)
+    for phrase in entity.negative_contexts:
+        yield _Form(entity, phrase, weak=False, negative=True)
+
+
+def _named(
+    article: Article,
+    folded: dict[FieldName, FoldedText],
+    hit: _Hit,
+    forms: tuple[_Form, ...],
+    strong: _Positions,
+    title_case: bool,
+) -> _Form | None:
+    """The form a chosen hit names its entity by, or None when it names no one here."""
+    form = next((f for f in forms if not f.weak), None)
+    if form is not None and form.role is not None:
+        return None if _title_of_a_name(article, folded, hit) else form
+    if form is not None:
+        return form
+    form = _named_in_full(hit, forms, strong)
+    if form is None and not _inside_another_name(article, folded, hit, title_case):
+        form = _confirmed_nearby(hit, forms, strong)
+    return form
 
 
 def _of_kind(hit: _Hit, kind: EntityKind) -> bool:
@@ -282,6 +371,56 @@ def _confirmed_in_field(form: _Form, hit: _Hit, strong: _Positions) -> bool:
         for other in form.entity.confirmed_by
         for _, field, _ in strong.get(("actor", other), [])
     )
+
+
+_NEGATIVE_REACH = 3  # words between a negative context and a hit it cancels
+_WORDS = re.compile(r"\w+")
+_SENTENCE_END = re.compile(r"[.!?;。！？；]")
+
+
+def _without_negated(
+    chosen: list[tuple[_Hit, tuple[_Form, ...]]],
+    negatives: Sequence[_Hit],
+    folded: dict[FieldName, FoldedText],
+) -> list[tuple[_Hit, tuple[_Form, ...]]]:
+    """The chosen hits less the forms whose entity has a negative context next to the hit."""
+    kept = []
+    for hit, forms in chosen:
+        text = folded[hit.field].text
+        weak = all(f.weak for f in forms)
+        near = {
+            f.entity.id
+            for n in negatives
+            if n.field == hit.field and _within_reach(text, hit, n, weak)
+            for f in n.forms
+        }
+        remaining = tuple(f for f in forms if f.entity.id not in near)
+        if remaining:
+            kept.append((hit, remaining))
+    return kept
+
+
+def _within_reach(text: str, hit: _Hit, negative: _Hit, weak: bool) -> bool:
+    """A negative context cancels a hit it overlaps, and a weak hit a few words away in the
+    same sentence ("balloon" in "a balloon and a payment")."""
+    if negative.start < hit.end and hit.start < negative.end:
+        return True
+    if not weak:
+        return False
+    if hit.end <= negative.start:
+        gap = text[hit.end : negative.start]
+    else:
+        gap = text[negative.end : hit.start]
+    return not _SENTENCE_END.search(gap) and len(_WORDS.findall(gap)) <= _NEGATIVE_REACH
+
+
+def _title_of_a_name(article: Article, folded: dict[FieldName, FoldedText], hit: _Hit) -> bool:
+    """Whether a role title stands before a name ("Foreign Minister Li Zhaoxing"): then it is
+    that person's title, not a way of naming the role's holder."""
+    text = article.field_text(hit.field)
+    _, end = folded[hit.field].span_in_source(hit.start, hit.end)
+    words = _WORD.findall(text[end : end + _WINDOW])
+    return text[end : end + 1] == " " and bool(words) and _is_name_word(words[0])
 
 
 def _mention(hit: _Hit, form: _Form, article: Article, folded: FoldedText) -> Mention:

@@ -65,6 +65,7 @@ class RuleHit:
 
     rule: str
     mentions: tuple[Mention, ...] = ()
+    version: str = ""  # the rule's version: a hash of its query
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class AlertPlan:
     message: AlertMessage
     evidence: tuple[Mention, ...]
     suppressed: str | None = None  # why no alert goes out (e.g. "backfill"); None: alert
+    rule_version: str = ""  # a hash of the rule's query, recorded with the match
 
 
 @dataclass(frozen=True)

@@ -251,6 +251,7 @@ class Pipeline:
                 message=build_message(hit.rule, article, mentions, hit.mentions, self._names),
                 evidence=hit.mentions,
                 suppressed=suppressed,
+                rule_version=hit.version,
             )
             for hit in hits
             if (rule := self.runtime.rules.get(hit.rule)) is not None

@@ -1,43 +1,59 @@
-"""Rules: Lucene-style boolean queries over an article and its mentions.
+"""Rules: boolean queries over an article and its mentions, each clause able to say why.
 
-The syntax is that of Lucene/Elasticsearch query strings, parsed with luqum:
+The syntax is that of Lucene/Elasticsearch query strings, parsed with luqum, plus a few
+operators media-monitoring tools have:
 
-    actor:antony-blinken AND (topic:taiwan OR "spy balloon") NOT title:basketball
+    actor:antony-blinken NEAR/10 actor:wang-yi AND (topic:taiwan^3 OR "spy balloon")
 
-``actor:ID`` and ``topic:ID`` are true when matching found that actor or topic; bare words and
-``"exact phrases"`` are looked up as whole words in the title, summary and text (``*`` and ``?``
-are wildcards inside a word); ``title:``, ``summary:``, ``text:``, ``source:``, ``url:`` and
-``author:`` restrict a word, phrase, actor or topic to one field. ``AND``, ``OR``, ``NOT``,
-``+``/``-`` and parentheses combine them; terms side by side without an operator must all hold
-(AND), as analysts expect from media-monitoring tools.
+``actor:ID`` and ``topic:ID`` are true when matching found that actor or topic (``topic:ID^3``:
+with a score of at least 3). Bare words and ``"exact phrases"`` are whole words in the title,
+summary or text; ``*`` and ``?`` are wildcards inside a word; ``/regular expression/`` runs on
+RE2 (linear time). All of them ignore case and accents. ``title:``, ``summary:``, ``text:``,
+``source:``, ``url:`` and ``author:`` restrict a clause to one field; ``lang:en`` and
+``published:>now-2d`` (or a date, or a range) test the article itself.
 
-A query is compiled once, at start-up: a syntax error, an unknown actor or topic id, or an
-unsupported construct is a ``QueryError`` naming the position in the query.
+``AND``, ``OR``, ``NOT``, ``+``/``-`` and parentheses combine clauses, and clauses side by side
+must all hold. ``A NEAR/n B`` holds when A and B are at most n words apart, ``SENTENCE(…)`` when
+its clauses all hold within one sentence, ``ATLEAST(k, …)`` when at least k of its clauses hold,
+and ``rule:NAME`` stands for another rule's query or a named query from ``[queries]``.
+
+Every rule compiles once, at start-up, into a tree of clauses; a syntax error, an unknown id or
+field, or a reference loop is a ``QueryError`` naming the position in the query. Evaluating a
+clause returns the mentions that made it true (its evidence), or None; ``explain`` returns the
+same for every clause of the tree, so a user can see which clause failed.
 """
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import re2
+import sentencex
 from luqum import tree
 from luqum.exceptions import IllegalCharacterError, ParseError
 from luqum.parser import parser as lucene_parser
 
 from monitor.config import RuleConfig
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError, MonitorError, Problem
 from monitor.matcher import ends_word, starts_word
 from monitor.models import TEXT_FIELDS, Article, Mention, RuleHit
 from monitor.normalise import FoldedText, fold, fold_string
-from monitor.watchlist import Watchlist
+from monitor.watchlist import Entity, Watchlist
 
-#: Fields a word, phrase, actor or topic can be restricted to.
+#: Fields a word, phrase, regular expression, actor or topic can be restricted to.
 SCOPE_FIELDS = ("title", "summary", "text", "source", "url", "author")
+#: Fields that test the article itself.
+ARTICLE_FIELDS = ("lang", "published")
 _POSITION = re.compile(r"position (\d+)")
 
 Evidence = tuple[Mention, ...]
-Test = Callable[["ArticleView"], Evidence | None]  # None: false; a tuple: true, with evidence
 
 
 class QueryError(MonitorError):
@@ -49,25 +65,351 @@ class QueryError(MonitorError):
         super().__init__(f"{message}{where}")
 
 
-class ArticleView:
-    """An article prepared once for evaluating every rule: folded fields, mentions by entity."""
+# --- the article, as the clauses read it ---------------------------------------------------
 
-    def __init__(self, article: Article, mentions: Sequence[Mention]) -> None:
+
+@dataclass(frozen=True)
+class Window:
+    """A stretch of one field (a sentence) that clauses are confined to."""
+
+    field: str
+    start: int
+    end: int
+
+    def holds(self, mention: Mention) -> bool:
+        return mention.field == self.field and self.start <= mention.start < self.end
+
+
+class ArticleView:
+    """An article prepared once for evaluating every rule: folded fields, sentences, word
+    positions, computed when first asked for. ``now`` is when the article is judged (relative
+    dates count from it)."""
+
+    def __init__(
+        self, article: Article, mentions: Sequence[Mention], now: datetime | None = None
+    ) -> None:
         self.article = article
         self.mentions = tuple(mentions)
-        self._folded: dict[str, FoldedText] = {}
+        self.now = now or datetime.now(UTC)
+        self.window: Window | None = None
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    def within(self, window: Window) -> ArticleView:
+        """The same article, with clauses confined to ``window``."""
+        view = ArticleView.__new__(ArticleView)
+        view.__dict__.update(self.__dict__)
+        view.window = window
+        return view
+
+    def text(self, name: str) -> str:
+        return str(getattr(self.article, name) or "")
 
     def folded(self, name: str) -> FoldedText:
-        if name not in self._folded:
-            self._folded[name] = fold(getattr(self.article, name) or "")
-        return self._folded[name]
+        found: FoldedText = self._cached("folded", name, lambda: fold(self.text(name)))
+        return found
 
     def mentions_of(self, kind: str, entity_id: str, scope: str | None) -> Evidence:
         return tuple(
             m
             for m in self.mentions
-            if m.kind == kind and m.id == entity_id and (scope is None or m.field == scope)
+            if m.kind == kind
+            and m.id == entity_id
+            and (scope is None or m.field == scope)
+            and (self.window is None or self.window.holds(m))
         )
+
+    def in_window(self, found: Evidence) -> Evidence:
+        return found if self.window is None else tuple(m for m in found if self.window.holds(m))
+
+    def sentences(self, name: str) -> list[tuple[int, int]]:
+        """The spans of the sentences of a text field."""
+        found: list[tuple[int, int]] = self._cached(
+            "sentences", name, lambda: _sentences(self.text(name), self._lang)
+        )
+        return found
+
+    def word_number(self, name: str, offset: int) -> int:
+        """How many words of a field begin before ``offset``."""
+        starts = self._cached("words", name, lambda: _word_starts(self.text(name)))
+        return bisect.bisect_right(starts, offset)
+
+    @property
+    def _lang(self) -> str:
+        return (self.article.lang or "en").split("-")[0].split("_")[0].lower()
+
+    def _cached(self, what: str, name: str, compute: Any) -> Any:
+        key = (what, name)
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+
+_WORD_OR_IDEOGRAPH = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff]|[^\W\u2e80-\u9fff\uf900-\ufaff]+")
+
+
+def _word_starts(text: str) -> list[int]:
+    return [m.start() for m in _WORD_OR_IDEOGRAPH.finditer(text)]
+
+
+def _sentences(text: str, lang: str) -> list[tuple[int, int]]:
+    """Sentence spans, split with sentencex (rules for many languages, English otherwise)."""
+    try:
+        pieces = list(sentencex.segment(lang, text))
+    except Exception:  # an unknown language code
+        pieces = list(sentencex.segment("en", text))
+    spans, cursor = [], 0
+    for piece in pieces:
+        start = text.find(piece, cursor) if piece else -1
+        if start < 0:
+            continue
+        spans.append((start, start + len(piece)))
+        cursor = start + len(piece)
+    # a paragraph break ends a sentence even without punctuation (headlines, lists)
+    return [part for span in spans for part in _split_at_breaks(text, span)]
+
+
+def _split_at_breaks(text: str, span: tuple[int, int]) -> list[tuple[int, int]]:
+    start, end = span
+    parts, cursor = [], start
+    for index in (i for i in range(start, end) if text[i] == "\n"):
+        if index > cursor:
+            parts.append((cursor, index))
+        cursor = index + 1
+    if cursor < end:
+        parts.append((cursor, end))
+    return parts
+
+
+# --- clauses ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one clause fared on an article: its evidence (None: false) and its parts'."""
+
+    clause: str
+    evidence: Evidence | None
+    parts: tuple[Outcome, ...] = ()
+    note: str = ""
+
+    @property
+    def holds(self) -> bool:
+        return self.evidence is not None
+
+
+class Clause:
+    """One node of a compiled query."""
+
+    text = ""  # the clause as written in the query
+    parts: tuple[Clause, ...] = ()
+
+    def test(self, view: ArticleView) -> Evidence | None:
+        raise NotImplementedError
+
+    def explain(self, view: ArticleView) -> Outcome:
+        return Outcome(self.text, self.test(view), tuple(p.explain(view) for p in self.parts))
+
+    @property
+    def monotone(self) -> bool:
+        """True when adding text can only make it true: no NOT beneath it."""
+        return all(p.monotone for p in self.parts)
+
+
+class EntityClause(Clause):
+    def __init__(self, entity: Entity, scope: str | None, min_score: float | None) -> None:
+        self.entity, self.scope, self.min_score = entity, scope, min_score
+
+    def test(self, view: ArticleView) -> Evidence | None:
+        found = view.mentions_of(self.entity.kind, self.entity.id, self.scope)
+        if not found or (self.min_score and self.entity.score(found) < self.min_score):
+            return None
+        return found
+
+
+class WordsClause(Clause):
+    """A word, a phrase, a wildcard or a regular expression, as whole words."""
+
+    def __init__(self, label: str, scope: str | None, find: Any) -> None:
+        self.label, self.find = label, find
+        self.fields: tuple[str, ...] = (scope,) if scope else TEXT_FIELDS
+
+    def test(self, view: ArticleView) -> Evidence | None:
+        found = []
+        for name in self.fields:
+            if view.window is not None and view.window.field != name:
+                continue
+            haystack = view.folded(name)
+            source = view.text(name)
+            for start, end in self.find(haystack.text):
+                if starts_word(haystack.text, start) and ends_word(haystack.text, end):
+                    src_start, src_end = haystack.span_in_source(start, end)
+                    found.append(
+                        Mention(
+                            "term",
+                            self.label,
+                            name,  # type: ignore[arg-type]
+                            src_start,
+                            src_end,
+                            source[src_start:src_end],
+                            self.label,
+                        )
+                    )
+        return view.in_window(tuple(found)) or None
+
+
+class AllClause(Clause):
+    def __init__(self, parts: Sequence[Clause]) -> None:
+        self.parts = tuple(parts)
+
+    def test(self, view: ArticleView) -> Evidence | None:
+        evidence: list[Mention] = []
+        for part in self.parts:
+            result = part.test(view)
+            if result is None:
+                return None
+            evidence.extend(result)
+        return tuple(evidence)
+
+
+class AnyClause(Clause):
+    def __init__(self, parts: Sequence[Clause]) -> None:
+        self.parts = tuple(parts)
+
+    def test(self, view: ArticleView) -> Evidence | None:
+        results = [r for r in (p.test(view) for p in self.parts) if r is not None]
+        return tuple(m for r in results for m in r) if results else None
+
+
+class NotClause(Clause):
+    def __init__(self, part: Clause) -> None:
+        self.parts = (part,)
+
+    def test(self, view: ArticleView) -> Evidence | None:
+        return () if self.parts[0].test(view) is None else None
+
+    @property
+    def monotone(self) -> bool:
+        return False
+
+
+class AtLeastClause(Clause):
+    def __init__(self, count: int, parts: Sequence[Clause]) -> None:
+        self.count, self.parts = count, tuple(parts)
+
+    def test(self, view: ArticleView) -> Evidence | None:
+        results = [r for r in (p.test(view) for p in self.parts) if r is not None]
+        return tuple(m for r in results for m in r) if len(results) >= self.count else None
+
+
+class NearClause(Clause):
+    """Both sides hold with some of their words at most ``distance`` words apart."""
+
+    def __init__(self, left: Clause, right: Clause, distance: int) -> None:
+        self.parts, self.distance = (left, right), distance
+
+    def test(self, view: ArticleView) -> Evidence | None:
+        left, right = (p.test(view) for p in self.parts)
+        if not left or not right:
+            return None
+        near: dict[Mention, None] = {}
+        for a in left:
+            for b in right:
+                if a.field == b.field and a.field in TEXT_FIELDS and self._close(view, a, b):
+                    near.update({a: None, b: None})
+        return tuple(near) or None
+
+    def _close(self, view: ArticleView, a: Mention, b: Mention) -> bool:
+        first, second = (a, b) if a.start <= b.start else (b, a)
+        if second.start < first.end:  # overlapping
+            return True
+        words_between = view.word_number(a.field, second.start) - view.word_number(
+            a.field, first.end - 1
+        )
+        return words_between - 1 <= self.distance
+
+
+class SentenceClause(Clause):
+    """Everything inside holds within one sentence."""
+
+    def __init__(self, part: Clause) -> None:
+        self.parts = (part,)
+
+    def test(self, view: ArticleView) -> Evidence | None:
+        part = self.parts[0]
+        found: list[Mention] = []
+        for window in self._candidates(view):
+            result = part.test(view.within(window))
+            if result is not None:
+                found.extend(result)
+                if not result:  # true without evidence (only NOT beneath): one is enough
+                    return ()
+        return tuple(dict.fromkeys(found)) if found else None
+
+    def _candidates(self, view: ArticleView) -> list[Window]:
+        """The sentences worth trying: those holding some evidence, or every sentence when a
+        NOT beneath makes the whole article's answer no guide."""
+        names = [view.window.field] if view.window else list(TEXT_FIELDS)
+        if not self.parts[0].monotone:
+            windows = [Window(n, s, e) for n in names for s, e in view.sentences(n)]
+            return [w for w in windows if _overlaps(w, view.window)]
+        evidence = self.parts[0].test(view)
+        if not evidence:
+            return []
+        starts = {(m.field, m.start) for m in evidence if m.field in TEXT_FIELDS}
+        windows = []
+        for name in {f for f, _ in starts}:
+            for s, e in view.sentences(name):
+                if any(f == name and s <= at < e for f, at in starts):
+                    windows.append(Window(name, s, e))
+        return windows
+
+
+def _overlaps(window: Window, outer: Window | None) -> bool:
+    return outer is None or (
+        window.field == outer.field and window.start < outer.end and outer.start < window.end
+    )
+
+
+class RuleClause(Clause):
+    """``rule:NAME``: another rule's or a named query's clause."""
+
+    def __init__(self, name: str, target: Clause) -> None:
+        self.name, self.parts = name, (target,)
+
+    def test(self, view: ArticleView) -> Evidence | None:
+        return self.parts[0].test(view)
+
+
+class PublishedClause(Clause):
+    """The article's publication time (or, undated, the time it is judged) within bounds."""
+
+    def __init__(self, low: Any, high: Any, include_low: bool, include_high: bool) -> None:
+        self.low, self.high = low, high  # callables: now → datetime, or None
+        self.include_low, self.include_high = include_low, include_high
+
+    def test(self, view: ArticleView) -> Evidence | None:
+        when = view.article.published or view.now
+        if self.low is not None:
+            low = self.low(view.now)
+            if when < low or (when == low and not self.include_low):
+                return None
+        if self.high is not None:
+            high = self.high(view.now)
+            if when > high or (when == high and not self.include_high):
+                return None
+        return ()
+
+
+class LangClause(Clause):
+    def __init__(self, code: str) -> None:
+        self.code = code.lower()
+
+    def test(self, view: ArticleView) -> Evidence | None:
+        lang = (view.article.lang or "").lower().replace("_", "-")
+        return () if lang == self.code or lang.startswith(f"{self.code}-") else None
+
+
+# --- rules -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -76,20 +418,28 @@ class Rule:
     query: str
     channels: tuple[str, ...]
     enabled: bool
-    test: Test = field(repr=False, compare=False)
+    clause: Clause = field(repr=False, compare=False)
+    version: str = ""  # a hash of the query and of the queries it refers to
 
     def evaluate(self, view: ArticleView) -> RuleHit | None:
-        evidence = self.test(view)
-        return None if evidence is None else RuleHit(self.name, _distinct(evidence))
+        evidence = self.clause.test(view)
+        if evidence is None:
+            return None
+        return RuleHit(self.name, tuple(dict.fromkeys(evidence)), self.version)
+
+    def explain(self, view: ArticleView) -> Outcome:
+        return self.clause.explain(view)
 
 
 @dataclass(frozen=True)
 class RuleSet:
     rules: tuple[Rule, ...]
 
-    def evaluate(self, article: Article, mentions: Sequence[Mention]) -> tuple[RuleHit, ...]:
+    def evaluate(
+        self, article: Article, mentions: Sequence[Mention], now: datetime | None = None
+    ) -> tuple[RuleHit, ...]:
         """The enabled rules this article satisfies."""
-        view = ArticleView(article, mentions)
+        view = ArticleView(article, mentions, now)
         hits = (rule.evaluate(view) for rule in self.rules if rule.enabled)
         return tuple(hit for hit in hits if hit is not None)
 
@@ -97,151 +447,375 @@ class RuleSet:
         return next((r for r in self.rules if r.name == name), None)
 
 
-def compile_rules(configs: Sequence[RuleConfig], watchlist: Watchlist, origin: str) -> RuleSet:
-    """Compile every rule; all problems are raised together, each naming rule and position."""
+def compile_rules(
+    configs: Sequence[RuleConfig],
+    watchlist: Watchlist,
+    origin: str,
+    queries: Mapping[str, str] | None = None,
+) -> RuleSet:
+    """Compile every rule; all problems are raised together, each naming rule and position.
+    ``queries`` are named queries that rules may refer to as ``rule:NAME``."""
+    named = dict(queries or {})
+    named.update({c.name: c.query for c in configs})
+    compiler = _Compiler(watchlist, named)
     rules, problems = [], []
+    for name in queries or {}:
+        try:
+            compiler.named(name)
+        except QueryError as exc:
+            problems.append(Problem(f"{origin}: queries.{name}", str(exc)))
     for index, config in enumerate(configs):
         try:
-            test = compile_query(config.query, watchlist)
+            clause, refs = compiler.named(config.name)
         except QueryError as exc:
             where = f"{origin}: rules[{index}] ({config.name}).query"
             problems.append(Problem(where, str(exc)))
             continue
-        rules.append(Rule(config.name, config.query, config.channels, config.enabled, test))
+        version = rule_version(config.query, {r: named[r] for r in refs})
+        rules.append(
+            Rule(config.name, config.query, config.channels, config.enabled, clause, version)
+        )
     if problems:
         raise ConfigError(problems)
     return RuleSet(tuple(rules))
 
 
-def compile_query(query: str, watchlist: Watchlist) -> Test:
-    """Parse and compile one query against the watchlist."""
-    try:
-        parsed = lucene_parser.parse(query)
-    except (ParseError, IllegalCharacterError) as exc:
-        found = _POSITION.search(str(exc))
-        message = str(exc).split(":", 1)[-1].strip().rstrip("!") or "syntax error"
-        raise QueryError(
-            f"syntax error: {message}".replace(" at position", " near position"),
-            int(found.group(1)) if found else None,
-        ) from exc
-    except Exception as exc:  # luqum raises bare exceptions for some truncated input
-        raise QueryError(f"syntax error: {exc or 'unexpected end of query'}") from exc
-    return _Compiler(watchlist).compile(parsed, scope=None)
+def compile_query(query: str, watchlist: Watchlist, named: Mapping[str, str] | None = None) -> Rule:
+    """One query given on its own (``monitor rules test --query``), as a disabled rule."""
+    compiler = _Compiler(watchlist, dict(named or {}))
+    clause, refs = compiler.query(query)
+    version = rule_version(query, {r: compiler.queries[r] for r in refs})
+    return Rule("(query)", query, (), False, clause, version)
+
+
+def rule_version(query: str, referenced: Mapping[str, str]) -> str:
+    """The version a match records: a hash of the query and of every query it refers to."""
+    digest = hashlib.sha256(query.encode())
+    for name in sorted(referenced):
+        digest.update(f"\0{name}\0{referenced[name]}".encode())
+    return digest.hexdigest()[:12]
+
+
+# --- compiling -------------------------------------------------------------------------------
+
+_OPERATORS = re.compile(
+    r"\bNEAR/(?P<near>\d+)\b|\bSENTENCE\s*\(|\bATLEAST\s*\(\s*(?P<atleast>\d+)\s*,"
+)
+
+
+class _Rewritten:
+    """The query with the operators luqum does not know spelt in forms it parses
+    (``SENTENCE(`` → ``SENTENCE:(``, ``NEAR/5`` → ``NEAR_5``), and the way back to the
+    positions of the query as the user wrote it."""
+
+    def __init__(self, query: str) -> None:
+        self.original = query
+        self.anchors: list[tuple[int, int]] = [(0, 0)]  # (position here, position there)
+        out, cursor, length = [], 0, 0
+        for match in _OPERATORS.finditer(query):
+            out.append(query[cursor : match.start()])
+            length += match.start() - cursor
+            if match["near"]:
+                spelling = f"NEAR_{match['near']}"
+            elif match["atleast"]:
+                spelling = f"ATLEAST_{match['atleast']}:("
+            else:
+                spelling = "SENTENCE:("
+            out.append(spelling)
+            self.anchors.append((length, match.start()))
+            length += len(spelling)
+            self.anchors.append((length, match.end()))
+            cursor = match.end()
+        out.append(query[cursor:])
+        self.text = "".join(out)
+
+    def position(self, at: int) -> int:
+        """The position in the user's query of position ``at`` of the rewritten text."""
+        index = bisect.bisect_right(self.anchors, (at, len(self.original))) - 1
+        here, there = self.anchors[index]
+        return there + (at - here)
+
+    def clause_text(self, node: tree.Item) -> str:
+        """The clause as the user wrote it, on one line."""
+        written = str(node)
+        if node.pos is not None:
+            start, end = self.position(node.pos), self.position(node.pos + (node.size or 0))
+            written = self.original[start:end] or written
+        return " ".join(written.split())
 
 
 class _Compiler:
-    def __init__(self, watchlist: Watchlist) -> None:
+    def __init__(self, watchlist: Watchlist, queries: dict[str, str]) -> None:
         self.watchlist = watchlist
+        self.queries = queries
+        self._done: dict[str, tuple[Clause, frozenset[str]]] = {}
+        self._failed: set[str] = set()
+        self._stack: list[str] = []
 
-    def compile(self, node: tree.Item, scope: str | None) -> Test:
+    def named(self, name: str) -> tuple[Clause, frozenset[str]]:
+        """The clause of a rule or named query, and every name it refers to."""
+        if name in self._done:
+            return self._done[name]
+        if name in self._failed:
+            raise QueryError(f"rule:{name} cannot be used: its own query has errors")
+        self._stack.append(name)
+        try:
+            result = self.query(self.queries[name])
+        except QueryError:
+            self._failed.add(name)
+            raise
+        finally:
+            self._stack.pop()
+        self._done[name] = result
+        return result
+
+    def query(self, query: str) -> tuple[Clause, frozenset[str]]:
+        rewritten = _Rewritten(query)
+        try:
+            parsed = lucene_parser.parse(rewritten.text)
+        except (ParseError, IllegalCharacterError) as exc:
+            found = _POSITION.search(str(exc))
+            message = str(exc).split(":", 1)[-1].strip().rstrip("!") or "syntax error"
+            raise QueryError(
+                f"syntax error: {message}".replace(" at position", " near position"),
+                rewritten.position(int(found.group(1))) if found else None,
+            ) from exc
+        except Exception as exc:  # luqum raises bare exceptions for some truncated input
+            raise QueryError(f"syntax error: {exc or 'unexpected end of query'}") from exc
+        one = _OneQuery(self, rewritten)
+        return one.compile(parsed, scope=None), frozenset(one.refs)
+
+
+class _OneQuery:
+    """Compiles the luqum tree of one query into clauses."""
+
+    def __init__(self, compiler: _Compiler, rewritten: _Rewritten) -> None:
+        self.compiler, self.rewritten = compiler, rewritten
+        self.refs: set[str] = set()
+
+    def error(self, message: str, node: tree.Item) -> QueryError:
+        position = None if node.pos is None else self.rewritten.position(node.pos)
+        return QueryError(message, position)
+
+    def compile(self, node: tree.Item, scope: str | None) -> Clause:
+        clause = self._compile(node, scope)
+        if not clause.text:
+            clause.text = self.rewritten.clause_text(node)
+        return clause
+
+    def _compile(self, node: tree.Item, scope: str | None) -> Clause:
         if isinstance(node, tree.SearchField):
             return self._field(node, scope)
         if isinstance(node, tree.Group | tree.FieldGroup | tree.Plus):
             return self.compile(node.children[0], scope)
         if isinstance(node, tree.Not | tree.Prohibit):
-            return _not(self.compile(node.children[0], scope))
+            return NotClause(self.compile(node.children[0], scope))
         if isinstance(node, tree.OrOperation):
-            return _any([self.compile(c, scope) for c in node.children])
-        if isinstance(node, tree.AndOperation | tree.UnknownOperation):
-            return _all([self.compile(c, scope) for c in node.children])
+            return AnyClause([self.compile(c, scope) for c in node.children])
+        if isinstance(node, tree.AndOperation):
+            return AllClause([self.compile(c, scope) for c in node.children])
+        if isinstance(node, tree.UnknownOperation):
+            return self._side_by_side(node, scope)
         if isinstance(node, tree.Word | tree.Phrase):
-            return _words(_term_text(node), scope)
-        raise QueryError(f"{type(node).__name__.lower()} ({node}) is not supported", node.pos)
+            return self._words(node, scope)
+        if isinstance(node, tree.Regex):
+            return self._regex(node, scope)
+        raise self._unsupported(node)
 
-    def _field(self, node: tree.SearchField, scope: str | None) -> Test:
-        name, child = node.name.lower(), node.expr
+    def _unsupported(self, node: tree.Item) -> QueryError:
+        if isinstance(node, tree.Proximity):
+            return self.error("phrase proximity (~) is not supported: use NEAR/n", node)
+        if isinstance(node, tree.Boost):
+            return self.error("a minimum score (^) applies to topic: only", node)
+        return self.error(f"{type(node).__name__.lower()} ({node}) is not supported", node)
+
+    def _side_by_side(self, node: tree.UnknownOperation, scope: str | None) -> Clause:
+        """Clauses side by side must all hold; ``NEAR/n`` between two of them joins them."""
+        items = list(node.children)
+        clauses: list[Clause] = []
+        while items:
+            item = items.pop(0)
+            if _near_distance(item) is not None:
+                raise self.error("NEAR/n needs a clause on each side", item)
+            clause = self.compile(item, scope)
+            while items and (distance := _near_distance(items[0])) is not None:
+                operator = items.pop(0)
+                if not items or _near_distance(items[0]) is not None:
+                    raise self.error("NEAR/n needs a clause on each side", operator)
+                right = items.pop(0)
+                self._check_near_operand(item)
+                self._check_near_operand(right)
+                near = NearClause(clause, self.compile(right, scope), distance)
+                near.text = f"{clause.text} NEAR/{distance} {self.rewritten.clause_text(right)}"
+                clause, item = near, right
+            clauses.append(clause)
+        if len(clauses) == 1:
+            return clauses[0]
+        return AllClause(clauses)
+
+    def _check_near_operand(self, node: tree.Item) -> None:
+        if isinstance(node, tree.AndOperation | tree.OrOperation | tree.Not | tree.Prohibit):
+            raise self.error(
+                "NEAR/n binds to one clause on each side: put parentheses around "
+                f"{self.rewritten.clause_text(node)!r} or around the NEAR",
+                node,
+            )
+
+    def _field(self, node: tree.SearchField, scope: str | None) -> Clause:
+        name, child = node.name, node.expr
+        if name == "SENTENCE":
+            return SentenceClause(self.compile(child, scope))
+        if name.startswith("ATLEAST_"):
+            return self._at_least(int(name.split("_")[1]), child, scope, node)
+        name = name.lower()
         if name in ("actor", "topic"):
             return self._entity(name, child, scope)
+        if name == "rule":
+            return self._rule(child)
+        if name in ARTICLE_FIELDS:
+            return self._article_field(name, child)
         if name not in SCOPE_FIELDS:
-            known = ", ".join(("actor", "topic", *SCOPE_FIELDS))
-            raise QueryError(f"unknown field {node.name!r} (fields: {known})", node.pos)
+            known = ", ".join(("actor", "topic", "rule", *SCOPE_FIELDS, *ARTICLE_FIELDS))
+            raise self.error(f"unknown field {node.name!r} (fields: {known})", node)
         if scope is not None and scope != name:
-            raise QueryError(f"{name}: inside {scope}: can never match", node.pos)
+            raise self.error(f"{name}: inside {scope}: can never match", node)
         return self.compile(child, name)
 
-    def _entity(self, kind: str, node: tree.Item, scope: str | None) -> Test:
+    def _at_least(self, count: int, child: tree.Item, scope: str | None, node: tree.Item) -> Clause:
+        inner = child.children[0] if isinstance(child, tree.FieldGroup) else child
+        items = inner.children if isinstance(inner, tree.UnknownOperation) else (inner,)
+        parts = [self.compile(i, scope) for i in items]
+        if not 1 <= count <= len(parts):
+            raise self.error(f"ATLEAST({count}, …) has {len(parts)} clauses", node)
+        return AtLeastClause(count, parts)
+
+    def _entity(self, kind: str, node: tree.Item, scope: str | None) -> Clause:
+        min_score = None
+        if isinstance(node, tree.Boost):
+            if kind != "topic":
+                raise self.error("a minimum score (^) applies to topic: only", node)
+            min_score, node = float(node.force), node.expr
         if not isinstance(node, tree.Word):
-            raise QueryError(f"{kind}: takes one id, e.g. {kind}:some-id", node.pos)
-        entity = self.watchlist.get("actor" if kind == "actor" else "topic", node.value)
+            raise self.error(f"{kind}: takes one id, e.g. {kind}:some-id", node)
+        entity = self.compiler.watchlist.get("actor" if kind == "actor" else "topic", node.value)
         if entity is None:
-            raise QueryError(f"unknown {kind} id {node.value!r} (not in the watchlist)", node.pos)
+            raise self.error(f"unknown {kind} id {node.value!r} (not in the watchlist)", node)
+        return EntityClause(entity, scope, min_score)
 
-        def has_entity(view: ArticleView) -> Evidence | None:
-            return view.mentions_of(kind, entity.id, scope) or None
+    def _rule(self, node: tree.Item) -> Clause:
+        if not isinstance(node, tree.Word):
+            raise self.error("rule: takes one name, e.g. rule:us-china-core", node)
+        name = node.value
+        if name not in self.compiler.queries:
+            raise self.error(f"unknown rule or query {name!r}", node)
+        stack = self.compiler._stack
+        if name in stack:
+            loop = " → ".join([*stack[stack.index(name) :], name])
+            raise self.error(f"rule:{name} refers back to itself ({loop})", node)
+        clause, refs = self.compiler.named(name)
+        self.refs.update({name, *refs})
+        return RuleClause(name, clause)
 
-        return has_entity
+    def _article_field(self, name: str, node: tree.Item) -> Clause:
+        if name == "lang":
+            if not isinstance(node, tree.Word):
+                raise self.error("lang: takes a language code, e.g. lang:en", node)
+            return LangClause(node.value)
+        return self._published(node)
+
+    def _published(self, node: tree.Item) -> Clause:
+        if isinstance(node, tree.From | tree.To):
+            bound = self._moment(node.a, node)
+            if isinstance(node, tree.From):
+                return PublishedClause(bound, None, node.include, False)
+            return PublishedClause(None, bound, False, node.include)
+        if isinstance(node, tree.Range):
+            return PublishedClause(
+                self._moment(node.low, node),
+                self._moment(node.high, node),
+                node.include_low,
+                node.include_high,
+            )
+        if isinstance(node, tree.Word):
+            day = self._moment(node, node)
+            return PublishedClause(day, lambda now: day(now) + _ONE_DAY, True, False)
+        raise self.error("published: takes >, >=, <, <= or [from TO to]", node)
+
+    def _moment(self, node: tree.Item, where: tree.Item) -> Any:
+        """A time as a function of now: ``now``, ``now-2d``, ``2023-06-18``, an ISO time."""
+        value = str(getattr(node, "value", node)).strip()
+        if value == "*":
+            return None
+        relative = re.fullmatch(r"now(?:([-+])(\w+))?", value)
+        if relative:
+            sign, amount = relative.groups()
+            if not amount:
+                return lambda now: now
+            try:
+                delta = parse_duration(amount)
+            except ValueError as exc:
+                raise self.error(str(exc), where) from exc
+            return (lambda now: now - delta) if sign == "-" else (lambda now: now + delta)
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise self.error(
+                f"{value!r} is not a time: write now-2d, 2023-06-18 or 2023-06-18T09:00Z", where
+            ) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return lambda now: parsed
+
+    def _words(self, node: tree.Word | tree.Phrase, scope: str | None) -> Clause:
+        value = str(node.value)
+        text = value[1:-1] if isinstance(node, tree.Phrase) else value
+        needle = fold_string(text).strip()
+        if "*" in needle or "?" in needle:
+            pattern = re.compile(
+                "".join(r"\w*" if c == "*" else r"\w" if c == "?" else re.escape(c) for c in needle)
+            )
+            return WordsClause(text, scope, lambda t: _pattern_spans(pattern, t))
+        return WordsClause(text, scope, lambda t: _plain_spans(needle, t))
+
+    def _regex(self, node: tree.Regex, scope: str | None) -> Clause:
+        source = str(node.value)[1:-1]
+        if "(i?)" in source:
+            raise self.error(
+                "'(i?)' matches an optional letter i; matching ignores case already, "
+                "so leave it out",
+                node,
+            )
+        # fold the pattern's letters as the text is folded; escapes are ASCII and stay
+        folded = "".join(c if c.isascii() else fold_string(c) for c in source)
+        options = re2.Options()
+        options.case_sensitive = False
+        options.log_errors = False
+        try:
+            pattern = re2.compile(folded, options)
+        except re2.error as exc:
+            message = exc.args[0].decode() if isinstance(exc.args[0], bytes) else str(exc)
+            raise self.error(f"bad regular expression: {message}", node) from exc
+        return WordsClause(f"/{source}/", scope, lambda t: _pattern_spans(pattern, t))
 
 
-def _term_text(node: tree.Word | tree.Phrase) -> str:
-    value = str(node.value)
-    return value[1:-1] if isinstance(node, tree.Phrase) else value
+_ONE_DAY = timedelta(days=1)
 
 
-def _words(text: str, scope: str | None) -> Test:
-    folded = fold_string(text).strip()
-    wildcard = "*" in folded or "?" in folded
-    pattern = re.compile(
-        "".join(r"\w*" if c == "*" else r"\w" if c == "?" else re.escape(c) for c in folded)
-    )
-    fields: tuple[str, ...] = (scope,) if scope else TEXT_FIELDS
-
-    def has_words(view: ArticleView) -> Evidence | None:
-        found = []
-        for name in fields:
-            haystack = view.folded(name)
-            for start, end in _whole_word_spans(haystack.text, folded, pattern, wildcard):
-                src_start, src_end = haystack.span_in_source(start, end)
-                source_text = str(getattr(view.article, name) or "")[src_start:src_end]
-                found.append(
-                    Mention("term", text, name, src_start, src_end, source_text, text)  # type: ignore[arg-type]
-                )
-        return tuple(found) or None
-
-    return has_words
+def _near_distance(node: tree.Item) -> int | None:
+    if isinstance(node, tree.Word) and re.fullmatch(r"NEAR_\d+", node.value):
+        return int(node.value.split("_")[1])
+    return None
 
 
-def _whole_word_spans(
-    text: str, needle: str, pattern: re.Pattern[str], wildcard: bool
-) -> list[tuple[int, int]]:
+def _plain_spans(needle: str, text: str) -> list[tuple[int, int]]:
     if not needle:
         return []
-    if wildcard:
-        spans = [(m.start(), m.end()) for m in pattern.finditer(text) if m.end() > m.start()]
-    else:
-        spans, start = [], text.find(needle)
-        while start >= 0:
-            spans.append((start, start + len(needle)))
-            start = text.find(needle, start + 1)
-    return [(s, e) for s, e in spans if starts_word(text, s) and ends_word(text, e)]
+    spans, start = [], text.find(needle)
+    while start >= 0:
+        spans.append((start, start + len(needle)))
+        start = text.find(needle, start + 1)
+    return spans
 
 
-def _not(test: Test) -> Test:
-    def negated(view: ArticleView) -> Evidence | None:
-        return () if test(view) is None else None
-
-    return negated
-
-
-def _any(tests: list[Test]) -> Test:
-    def any_of(view: ArticleView) -> Evidence | None:
-        results = [r for r in (t(view) for t in tests) if r is not None]
-        return tuple(m for r in results for m in r) if results else None
-
-    return any_of
-
-
-def _all(tests: list[Test]) -> Test:
-    def all_of(view: ArticleView) -> Evidence | None:
-        evidence: list[Mention] = []
-        for test in tests:
-            result = test(view)
-            if result is None:
-                return None
-            evidence.extend(result)
-        return tuple(evidence)
-
-    return all_of
-
-
-def _distinct(mentions: Evidence) -> Evidence:
-    return tuple(dict.fromkeys(mentions))
+def _pattern_spans(pattern: Any, text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in pattern.finditer(text) if m.end() > m.start()]

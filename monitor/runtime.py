@@ -39,7 +39,7 @@ def load_runtime(config: Config, *, channels: dict[str, Channel] | None = None) 
     rules = RuleSet(())
     if watchlist is not None:  # rules name watchlist ids: check them against a readable one
         try:
-            rules = compile_rules(config.rules, watchlist, config.origin)
+            rules = compile_rules(config.rules, watchlist, config.origin, config.queries)
         except ConfigError as exc:
             problems.extend(exc.problems)
     if channels is None:

@@ -53,6 +53,7 @@ from monitor.errors import StoreError
 from monitor.messages import message_from_json, message_to_json
 from monitor.models import (
     AlertPlan,
+    Article,
     FetchOutcome,
     Mention,
     NewArticle,
@@ -91,6 +92,27 @@ class ArticleRecord:
     actors: tuple[str, ...]
     topics: tuple[str, ...]
     rules: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """An article read back from the log, to be matched again (``rules test``, ``explain``)."""
+
+    id: int
+    article: Article
+    fetched_at: datetime
+
+
+@dataclass(frozen=True)
+class MatchRecord:
+    """What the log recorded when a rule matched an article."""
+
+    rule: str
+    rule_version: str | None
+    created_at: datetime
+    alerted: bool
+    reason: str | None
+    evidence: tuple[Mention, ...]
 
 
 @dataclass(frozen=True)
@@ -382,6 +404,7 @@ class Store:
                 .values(
                     article_id=article_id,
                     rule=plan.rule,
+                    rule_version=plan.rule_version or None,
                     created_at=now,
                     alerted=plan.suppressed is None,
                     reason=plan.suppressed,
@@ -577,6 +600,66 @@ class Store:
             for r in rows
         ]
 
+    def count_articles(self, since: datetime | None, source: str | None) -> int:
+        query = select(func.count(ArticleRow.id)).join(
+            SourceRow, SourceRow.id == ArticleRow.source_id
+        )
+        query = _filter_articles(query, LogFilter(source=source), ArticleRow.id)
+        if since:
+            query = query.where(ArticleRow.fetched_at >= since)
+        with self._read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def stored_articles(
+        self, since: datetime | None, source: str | None, batch: int = 500
+    ) -> Iterator[StoredArticle]:
+        """Every stored article fetched since ``since`` (of one source), oldest first, read a
+        batch at a time."""
+        after = 0
+        while True:
+            query = _article_query().where(ArticleRow.id > after).limit(batch)
+            query = _filter_articles(query, LogFilter(source=source), ArticleRow.id)
+            if since:
+                query = query.where(ArticleRow.fetched_at >= since)
+            with self._read() as conn:
+                rows = conn.execute(query.order_by(ArticleRow.id)).all()
+            yield from (_stored_article(r) for r in rows)
+            if len(rows) < batch:
+                return
+            after = rows[-1].id
+
+    def stored_article(self, article_id: int) -> StoredArticle | None:
+        with self._read() as conn:
+            row = conn.execute(_article_query().where(ArticleRow.id == article_id)).first()
+        return None if row is None else _stored_article(row)
+
+    def matches_of(self, article_id: int) -> list[MatchRecord]:
+        query = (
+            select(
+                MatchRow.rule,
+                MatchRow.rule_version,
+                MatchRow.created_at,
+                MatchRow.alerted,
+                MatchRow.reason,
+                MatchRow.evidence,
+            )
+            .where(MatchRow.article_id == article_id)
+            .order_by(MatchRow.id)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            MatchRecord(
+                r.rule,
+                r.rule_version,
+                r.created_at,
+                r.alerted,
+                r.reason,
+                tuple(Mention(**m) for m in r.evidence),
+            )
+            for r in rows
+        ]
+
     def alerts(self, filters: LogFilter) -> list[AlertRecord]:
         """Most recent alerts first, with their deliveries."""
         query = (
@@ -663,6 +746,37 @@ def _schedule(outcome: FetchOutcome) -> dict[str, Any]:
     if outcome.status == "ok":
         values |= {"etag": outcome.etag, "last_modified": outcome.last_modified}
     return values
+
+
+def _article_query() -> Any:
+    return select(
+        ArticleRow.id,
+        SourceRow.name,
+        ArticleRow.title,
+        ArticleRow.summary,
+        ArticleRow.text,
+        ArticleRow.url,
+        ArticleRow.guid,
+        ArticleRow.author,
+        ArticleRow.lang,
+        ArticleRow.published_at,
+        ArticleRow.fetched_at,
+    ).join(SourceRow, SourceRow.id == ArticleRow.source_id)
+
+
+def _stored_article(row: Any) -> StoredArticle:
+    article = Article(
+        title=row.title,
+        text=row.text,
+        summary=row.summary,
+        url=row.url,
+        guid=row.guid,
+        author=row.author,
+        published=row.published_at,
+        source=row.name,
+        lang=row.lang,
+    )
+    return StoredArticle(row.id, article, row.fetched_at)
 
 
 def _filter_articles(query: Any, filters: LogFilter, article_id: Any) -> Any:

@@ -124,6 +124,7 @@ class MatchRow(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
     rule: Mapped[str] = mapped_column(String(200), index=True)
+    rule_version: Mapped[str | None] = mapped_column(String(16))  # a hash of the rule's query
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     alerted: Mapped[bool] = mapped_column(default=True)
     reason: Mapped[str | None] = mapped_column(Text)  # why it did not alert (e.g. backfill)

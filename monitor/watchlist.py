@@ -4,6 +4,12 @@ An actor has a ``name`` and ``aliases``; a topic has ``terms``. Both may list we
 (``weak_aliases``, ``weak_terms``), ambiguous on their own (a bare surname such as "Wang"), which
 count only when the article also names the entry by a strong form, or when an entry listed in
 ``confirmed_by`` is named in the same field (the headline "Biden, Xi to meet").
+
+An actor may also be named by a role that changes hands (``roles``: "China's foreign minister"
+from one date until another), and any entry may list ``negative_contexts``, phrases that cancel
+a hit nearby ("Xi'an", "balloon payment"). A topic's terms may carry ``weights``; the topic
+counts in an article when the weights of its hits add up to its ``min_score`` (title hits count
+twice).
 """
 
 from __future__ import annotations
@@ -12,17 +18,35 @@ import re
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from monitor.config import validation_problems
 from monitor.errors import ConfigError, Problem
-from monitor.models import EntityKind
+from monitor.models import EntityKind, Mention
 
 ActorKind = Literal["person", "organisation", "place"]
 _ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+
+
+#: How much more a hit in the title weighs towards a topic's score than one in the body.
+TITLE_WEIGHT = 2.0
+
+
+@dataclass(frozen=True)
+class Role:
+    """Titles that name an actor while the actor holds the role: from ``start`` (inclusive)
+    until ``end`` (exclusive); an open end means still held, an open start since ever."""
+
+    titles: tuple[str, ...]
+    start: date | None = None
+    end: date | None = None
+
+    def held_on(self, day: date) -> bool:
+        return (self.start is None or self.start <= day) and (self.end is None or day < self.end)
 
 
 @dataclass(frozen=True)
@@ -36,6 +60,21 @@ class Entity:
     weak: tuple[str, ...] = ()
     confirmed_by: tuple[str, ...] = ()
     actor_kind: ActorKind | None = None  # person, organisation or place, for actors
+    roles: tuple[Role, ...] = ()
+    negative_contexts: tuple[str, ...] = ()
+    weights: tuple[tuple[str, float], ...] = ()  # (term, weight); terms not listed weigh 1
+    min_score: float = 1.0
+
+    def weight(self, alias: str) -> float:
+        return next((w for term, w in self.weights if term == alias), 1.0)
+
+    def score(self, mentions: Iterable[Mention]) -> float:
+        """The weight of this entity's hits among ``mentions``; a title hit counts twice."""
+        return sum(
+            self.weight(m.alias) * (TITLE_WEIGHT if m.field == "title" else 1.0)
+            for m in mentions
+            if m.id == self.id and m.kind == self.kind
+        )
 
 
 @dataclass(frozen=True)
@@ -68,15 +107,43 @@ class _Entry(BaseModel):
     confirmed_by: tuple[str, ...] = ()
 
 
+class _Role(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    titles: tuple[str, ...] = Field(min_length=1)
+    start: date | None = Field(default=None, alias="from")
+    end: date | None = Field(default=None, alias="until")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Role:
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError(f"'until' ({self.end}) must come after 'from' ({self.start})")
+        return self
+
+
 class _ActorEntry(_Entry):
     kind: ActorKind = "person"
     aliases: tuple[str, ...] = ()
     weak_aliases: tuple[str, ...] = ()
+    roles: tuple[_Role, ...] = ()
+    negative_contexts: tuple[str, ...] = ()
 
 
 class _TopicEntry(_Entry):
     terms: tuple[str, ...] = ()
     weak_terms: tuple[str, ...] = ()
+    weights: dict[str, float] = {}
+    min_score: float = Field(default=1.0, gt=0)
+    negative_contexts: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _weighs_its_own_terms(self) -> _TopicEntry:
+        forms = set(self.terms or (self.name,)) | set(self.weak_terms)
+        unknown = sorted(set(self.weights) - forms)
+        if unknown:
+            raise ValueError(f"weights given for {unknown}, which are not among its terms")
+        if any(w <= 0 for w in self.weights.values()):
+            raise ValueError("weights must be greater than 0")
+        return self
 
 
 class _WatchlistFile(BaseModel):
@@ -127,6 +194,8 @@ def _actor(entry: _ActorEntry) -> Entity:
         weak=_distinct(entry.weak_aliases),
         confirmed_by=entry.confirmed_by,
         actor_kind=entry.kind,
+        roles=tuple(Role(_distinct(r.titles), r.start, r.end) for r in entry.roles),
+        negative_contexts=_distinct(entry.negative_contexts),
     )
 
 
@@ -138,6 +207,9 @@ def _topic(entry: _TopicEntry) -> Entity:
         strong=_distinct(entry.terms or (entry.name,)),
         weak=_distinct(entry.weak_terms),
         confirmed_by=entry.confirmed_by,
+        negative_contexts=_distinct(entry.negative_contexts),
+        weights=tuple(entry.weights.items()),
+        min_score=entry.min_score,
     )
 
 
@@ -158,4 +230,26 @@ def _check(watchlist: Watchlist, where: str) -> list[Problem]:
                 if other not in actor_ids:
                     message = f"{label} {entity.id!r}: confirmed_by names unknown actor {other!r}"
                     problems.append(Problem(where, message))
+    problems.extend(_shared_roles(watchlist.actors, where))
     return problems
+
+
+def _shared_roles(actors: Sequence[Entity], where: str) -> Iterable[Problem]:
+    """A title held by two actors on the same day cannot say which one is meant."""
+    holders: dict[str, list[tuple[Entity, Role]]] = {}
+    for actor in actors:
+        for role in actor.roles:
+            for title in role.titles:
+                holders.setdefault(title.casefold(), []).append((actor, role))
+    for title, held in holders.items():
+        for index, (actor, role) in enumerate(held):
+            for other, other_role in held[index + 1 :]:
+                if other.id != actor.id and _overlap(role, other_role):
+                    message = f"role {title!r} is held by both {actor.id!r} and {other.id!r}"
+                    yield Problem(where, f"{message} at the same time: make their dates meet")
+
+
+def _overlap(a: Role, b: Role) -> bool:
+    a_start, b_start = a.start or date.min, b.start or date.min
+    a_end, b_end = a.end or date.max, b.end or date.max
+    return a_start < b_end and b_start < a_end

@@ -26,8 +26,14 @@ def commands(group: click.Group, prefix: str = "monitor") -> Iterator[tuple[str,
 
 
 SECTIONS = {
-    name: field.annotation for name, field in Config.model_fields.items() if not field.exclude
+    name: field.annotation
+    for name, field in Config.model_fields.items()
+    if not field.exclude and name != "queries"  # a table of names the user chooses
 }
+
+
+def test_named_queries_are_documented() -> None:
+    assert "`[queries]`" in README and "rule:" in README
 
 
 def section_model(annotation: object) -> type[BaseModel]:

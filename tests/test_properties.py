@@ -18,7 +18,10 @@ from monitor.watchlist import load_watchlist
 WATCHLIST = load_watchlist([REPO / "seeds" / "watchlist.toml"])
 MATCHER = Matcher(WATCHLIST)
 QUERY = compile_query(
-    'actor:xi-jinping OR (topic:taiwan AND NOT "basketball") OR sanction*', WATCHLIST
+    'actor:xi-jinping OR (topic:taiwan AND NOT "basketball") OR sanction* OR '
+    "SENTENCE(actor:wang-yi NOT taiwan) OR (blinken NEAR/3 /wang( yi)?/) OR "
+    "ATLEAST(2, topic:taiwan actor:xi-jinping basketball)",
+    WATCHLIST,
 )
 
 # Text made of watchlist words, punctuation that matters to word boundaries, and anything else.
@@ -45,7 +48,7 @@ def test_mentions_point_at_their_words(title: str, text: str) -> None:
     article = Article(title=clean_text(title), text=clean_text(text))
     for mention in MATCHER.find(article):
         assert article.field_text(mention.field)[mention.start : mention.end] == mention.text
-    QUERY(ArticleView(article, MATCHER.find(article)))
+    QUERY.explain(ArticleView(article, MATCHER.find(article)))
 
 
 @SETTINGS

@@ -3,19 +3,27 @@ gets (with the rule's name and the position in the query)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from conftest import DATA, REPO
 
 from monitor.config import RuleConfig
 from monitor.errors import ConfigError
 from monitor.matcher import Matcher
+from monitor.models import Article
 from monitor.parse import read_document
 from monitor.rules import ArticleView, QueryError, compile_query, compile_rules
 from monitor.watchlist import load_watchlist
 
 WATCHLIST = load_watchlist([REPO / "seeds" / "watchlist.toml"])
 ARTICLE = read_document(DATA / "articles" / "pos01.json")  # Blinken meets Wang Yi, spy balloon
-VIEW = ArticleView(ARTICLE, Matcher(WATCHLIST).find(ARTICLE))
+PUBLISHED = datetime(2023, 2, 18, 23, 57, 58, tzinfo=UTC)
+VIEW = ArticleView(ARTICLE, Matcher(WATCHLIST).find(ARTICLE), now=PUBLISHED + timedelta(hours=1))
+
+
+def holds(query: str, view: ArticleView = VIEW) -> bool:
+    return compile_query(query, WATCHLIST).clause.test(view) is not None
 
 
 @pytest.mark.parametrize(
@@ -49,14 +57,127 @@ VIEW = ArticleView(ARTICLE, Matcher(WATCHLIST).find(ARTICLE))
         ('url:"theguardian.com"', True),
         ("(actor:xi-jinping OR actor:wang-yi) AND (topic:spy-balloon OR topic:fentanyl)", True),
         ("NOT actor:xi-jinping", True),
+        # proximity: "Wang Yi, on Saturday in Munich"
+        ("munich NEAR/1 saturday", True),
+        ("munich NEAR/0 saturday", False),
+        ('"wang yi" NEAR/3 munich', True),
+        ('"wang yi" NEAR/2 munich', False),
+        ("actor:wang-yi NEAR/3 actor:munich", True),
+        ("(tweet OR munich) NEAR/1 saturday", True),
+        ("munich NEAR/1 saturday NEAR/4 wang", True),
+        ("munich NEAR/1 saturday actor:xi-jinping", False),  # NEAR, and Xi side by side
+        # one sentence: Blinken and Wang Yi meet in the second paragraph's first sentence
+        ("SENTENCE(actor:antony-blinken actor:wang-yi)", True),
+        ("SENTENCE(actor:wang-yi munich)", True),
+        ("SENTENCE(munich tweet)", False),  # both in the text, in different sentences
+        ("munich tweet", True),
+        ("SENTENCE(actor:antony-blinken NOT munich)", True),  # the tweet's sentence
+        ("SENTENCE(munich NOT actor:antony-blinken)", False),
+        ("text:SENTENCE(actor:antony-blinken actor:wang-yi)", True),
+        ("title:SENTENCE(actor:antony-blinken munich)", False),
+        ("SENTENCE(actor:antony-blinken actor:wang-yi) AND topic:spy-balloon", True),
+        # at least k of n
+        ("ATLEAST(2, munich tweet basketball)", True),
+        ("ATLEAST(3, munich tweet basketball)", False),
+        ("ATLEAST(1, topic:taiwan topic:spy-balloon)", True),
+        # regular expressions (RE2), whole words, ignoring case
+        ("/munich|berlin/", True),
+        ("/condemn(ed)?/", True),
+        ("/condemn/", False),  # "condemned": not a whole word
+        ("/condemn\\w*/", True),
+        ("/BLINKEN/", True),
+        ("/sanction(s|ed)?/", False),
+        ("title:/diplomat/", True),
+        # topic scores: the spy balloon is named in the title (counts twice) and the text
+        ("topic:spy-balloon^2", True),
+        ("topic:spy-balloon^50", False),
+        # the article itself
+        ("published:>now-2d", True),
+        ("published:<now-2d", False),
+        ("published:2023-02-18", True),
+        ("published:2023-02-19", False),
+        ("published:[2023-02-01 TO 2023-02-28]", True),
+        ("published:>=2023-03-01", False),
+        ("published:>2023-02-18T23:00:00Z", True),
+        ("lang:en", False),  # the item does not say
     ],
 )
 def test_queries(query: str, expected: bool) -> None:
-    assert (compile_query(query, WATCHLIST)(VIEW) is not None) is expected
+    assert holds(query) is expected
+
+
+def test_language_and_relative_dates_read_the_article() -> None:
+    article = Article(title="Blinken in Beijing", lang="en-US", published=PUBLISHED)
+    mentions = Matcher(WATCHLIST).find(article)
+    assert holds("lang:en", ArticleView(article, mentions))
+    assert not holds("lang:zh", ArticleView(article, mentions))
+    later = ArticleView(article, mentions, now=PUBLISHED + timedelta(days=3))
+    assert holds("published:<now-2d", later) and not holds("published:>now-2d", later)
+    undated = Article(title="Blinken in Beijing")  # judged as published when it is read
+    assert holds("published:>now-1h", ArticleView(undated, ()))
+
+
+def test_sentences_in_chinese() -> None:
+    article = Article(
+        title="", text="布林肯会见王毅。双方谈到台湾。习近平随后会见布林肯。", lang="zh"
+    )
+    view = ArticleView(article, Matcher(WATCHLIST).find(article))
+    assert holds("SENTENCE(actor:antony-blinken actor:wang-yi)", view)
+    assert holds("SENTENCE(actor:antony-blinken actor:xi-jinping)", view)
+    assert not holds("SENTENCE(actor:wang-yi actor:xi-jinping)", view)
+
+
+def test_rules_refer_to_rules_and_named_queries() -> None:
+    rules = compile_rules(
+        [
+            RuleConfig(name="core", query="rule:principals AND topic:spy-balloon"),
+            RuleConfig(name="quiet", query="rule:core NOT munich", enabled=False),
+        ],
+        WATCHLIST,
+        "x",
+        queries={"principals": "actor:antony-blinken OR actor:xi-jinping"},
+    )
+    assert [h.rule for h in rules.evaluate(ARTICLE, VIEW.mentions)] == ["core"]
+    assert rules.get("quiet").clause.test(VIEW) is None  # type: ignore[union-attr]
+    # a rule's version changes with the queries it refers to
+    changed = compile_rules(
+        [RuleConfig(name="core", query="rule:principals AND topic:spy-balloon")],
+        WATCHLIST,
+        "x",
+        queries={"principals": "actor:antony-blinken"},
+    )
+    assert changed.rules[0].version != rules.rules[0].version
+    assert len(rules.rules[0].version) == 12
+
+
+def test_a_reference_loop_is_an_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        compile_rules(
+            [RuleConfig(name="a", query="rule:b OR munich"), RuleConfig(name="b", query="rule:a")],
+            WATCHLIST,
+            "x",
+        )
+    assert "refers back to itself (a → b → a)" in str(caught.value)
+
+
+def test_explain_shows_which_clause_failed() -> None:
+    rule = compile_query(
+        "actor:antony-blinken AND (topic:taiwan OR tweet) AND NOT munich", WATCHLIST
+    )
+    outcome = rule.explain(VIEW)
+    assert not outcome.holds
+    parts = {p.clause: p.holds for p in outcome.parts}
+    assert parts == {
+        "actor:antony-blinken": True,
+        "topic:taiwan OR tweet": True,
+        "NOT munich": False,
+    }
+    either = outcome.parts[1]
+    assert [(p.clause, p.holds) for p in either.parts] == [("topic:taiwan", False), ("tweet", True)]
 
 
 def test_evidence_names_what_matched() -> None:
-    evidence = compile_query("actor:wang-yi AND munich", WATCHLIST)(VIEW)
+    evidence = compile_query("actor:wang-yi AND munich", WATCHLIST).clause.test(VIEW)
     assert evidence is not None
     assert {(m.kind, m.id, m.text) for m in evidence} >= {
         ("actor", "wang-yi", "Wang Yi"),
@@ -76,6 +197,19 @@ def test_evidence_names_what_matched() -> None:
         ("munich~2", "fuzzy", 0),
         ("actor:(antony-blinken OR wang-yi)", "takes one id", 6),
         ("title:text:munich", "can never match", 6),
+        ("SENTENCE(actor:nobody)", "unknown actor id 'nobody'", 15),
+        ("munich AND ATLEAST(2, actor:nobody)", "unknown actor id 'nobody'", 28),
+        ("ATLEAST(3, munich tweet)", "has 2 clauses", 0),
+        ("munich NEAR/3", "NEAR/n needs a clause on each side", 7),
+        ("NEAR/3 munich", "NEAR/n needs a clause on each side", 0),
+        ("tweet AND munich NEAR/3 saturday", "put parentheses around 'tweet AND munich'", 0),
+        ("/(i?)blinken/", "'(i?)' matches an optional letter i", 0),
+        ("/(blinken/", "bad regular expression: missing )", 0),
+        ("published:>2d", "'2d' is not a time: write now-2d", 10),
+        ("published:>now-2x", "is not a duration", 10),
+        ("rule:nothing", "unknown rule or query 'nothing'", 5),
+        ("actor:antony-blinken^2", "applies to topic: only", 6),
+        ('"blinken wang"~5', "use NEAR/n", 0),
     ],
 )
 def test_bad_queries(query: str, message: str, position: int | None) -> None:
