@@ -149,11 +149,12 @@ class Matcher:
         chosen = [c for kind in ("actor", "topic") for c in _leftmost_longest(hits, kind)]
         if negatives:
             chosen = _without_negated(chosen, negatives, folded)
-        strong = _strong_positions(chosen)
-        title_case = _title_cased(article.title)
+        reading = _Reading(
+            article, folded, _strong_positions(chosen), _title_cased(article.title), chosen
+        )
         mentions = []
         for hit, forms in chosen:
-            form = _named(article, folded, hit, forms, strong, title_case)
+            form = _named(reading, hit, forms)
             if form is not None:
                 mentions.append(_mention(hit, form, article, folded[hit.field]))
         mentions = self._scoring(mentions)
@@ -193,23 +194,44 @@ def _forms(entity: Entity) -> Iterator[_Form]:
         yield _Form(entity, phrase, weak=False, negative=True)
 
 
-def _named(
-    article: Article,
-    folded: dict[FieldName, FoldedText],
-    hit: _Hit,
-    forms: tuple[_Form, ...],
-    strong: _Positions,
-    title_case: bool,
-) -> _Form | None:
+class _Reading:
+    """What deciding about one hit may look at: the article, its folded fields, where each
+    entity is named in full, whether the headline is in Title Case, and where a person's name
+    ends (for titles in apposition: "Qin Gang, China's foreign minister")."""
+
+    def __init__(
+        self,
+        article: Article,
+        folded: dict[FieldName, FoldedText],
+        strong: _Positions,
+        title_case: bool,
+        chosen: list[tuple[_Hit, tuple[_Form, ...]]],
+    ) -> None:
+        self.article, self.folded, self.strong, self.title_case = (
+            article,
+            folded,
+            strong,
+            title_case,
+        )
+        self.name_ends = {
+            (hit.field, hit.end)
+            for hit, forms in chosen
+            if any(f.entity.actor_kind == "person" and not (f.weak or f.role) for f in forms)
+        }
+
+
+def _named(reading: _Reading, hit: _Hit, forms: tuple[_Form, ...]) -> _Form | None:
     """The form a chosen hit names its entity by, or None when it names no one here."""
     form = next((f for f in forms if not f.weak), None)
     if form is not None and form.role is not None:
-        return None if _title_of_a_name(article, folded, hit) else form
+        return None if _title_of_someone(reading, hit) else form
     if form is not None:
         return form
-    form = _named_in_full(hit, forms, strong)
-    if form is None and not _inside_another_name(article, folded, hit, title_case):
-        form = _confirmed_nearby(hit, forms, strong)
+    form = _named_in_full(hit, forms, reading.strong)
+    if form is None and not _inside_another_name(
+        reading.article, reading.folded, hit, reading.title_case
+    ):
+        form = _confirmed_nearby(hit, forms, reading.strong)
     return form
 
 
@@ -414,11 +436,17 @@ def _within_reach(text: str, hit: _Hit, negative: _Hit, weak: bool) -> bool:
     return not _SENTENCE_END.search(gap) and len(_WORDS.findall(gap)) <= _NEGATIVE_REACH
 
 
-def _title_of_a_name(article: Article, folded: dict[FieldName, FoldedText], hit: _Hit) -> bool:
-    """Whether a role title stands before a name ("Foreign Minister Li Zhaoxing"): then it is
-    that person's title, not a way of naming the role's holder."""
-    text = article.field_text(hit.field)
-    _, end = folded[hit.field].span_in_source(hit.start, hit.end)
+def _title_of_someone(reading: _Reading, hit: _Hit) -> bool:
+    """Whether a role title belongs to a name next to it: before a name ("Foreign Minister Li
+    Zhaoxing") or after one, in apposition ("Qin Gang, China's foreign minister"). Then it
+    names that person, not whoever held the role that day."""
+    folded = reading.folded[hit.field].text
+    for lead in (", ", ", the ", " (", " (the "):
+        at = hit.start - len(lead)
+        if folded[max(at, 0) : hit.start] == lead and (hit.field, at) in reading.name_ends:
+            return True
+    text = reading.article.field_text(hit.field)
+    _, end = reading.folded[hit.field].span_in_source(hit.start, hit.end)
     words = _WORD.findall(text[end : end + _WINDOW])
     return text[end : end + 1] == " " and bool(words) and _is_name_word(words[0])
 

@@ -10,10 +10,13 @@ article's own words.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, XMLParsedAsHTMLWarning
 
@@ -86,6 +89,10 @@ _FOLD_MAP = {
     "\ufeff": "",
     "\u00ad": "",
 }
+_ASCII = bytes(range(128))
+# ASCII bytes folded as _fold_char folds their characters; the bytes of longer UTF-8 sequences
+# (0x80 and over) are left as they are.
+_FOLD_ASCII = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ`", b"abcdefghijklmnopqrstuvwxyz'")
 
 
 def html_to_text(html: str) -> str:
@@ -112,15 +119,20 @@ def clean_text(text: str) -> str:
 
 def fold_string(text: str) -> str:
     """The folded form of a short string such as an alias (no offsets kept)."""
-    return "".join(_fold_char(c) for c in unicodedata.normalize("NFKC", text))
+    return fold(unicodedata.normalize("NFKC", text)).text
 
 
 @dataclass(frozen=True)
 class FoldedText:
-    """Folded text, and for each of its characters the index of its source character."""
+    """Folded text, and for each of its characters the index of its source character.
+
+    ``origin`` is a ``range`` when every character folded to exactly one (nearly all text), as
+    folded and source offsets are then the same; otherwise offsets are worked out on demand
+    around the few characters that folded to several or to none.
+    """
 
     text: str
-    origin: tuple[int, ...]
+    origin: Sequence[int]
 
     def span_in_source(self, start: int, end: int) -> tuple[int, int]:
         """The span of the clean text that folded characters ``start:end`` came from."""
@@ -128,14 +140,96 @@ class FoldedText:
 
 
 def fold(text: str) -> FoldedText:
-    """Fold clean text for matching, keeping the way back to the original offsets."""
-    out: list[str] = []
-    origin: list[int] = []
-    for index, char in enumerate(text):
-        folded = _fold_char(char)
-        out.append(folded)
-        origin.extend([index] * len(folded))
-    return FoldedText("".join(out), tuple(origin))
+    """Fold clean text for matching, keeping the way back to the original offsets.
+
+    Every character folds as ``_fold_char`` says. ASCII is folded a byte at a time by one
+    ``bytes.translate``; then each distinct other character is replaced by its folded form,
+    looked up once. Where every character folds to one, folded and source offsets are the same;
+    characters folding to several ("ß" → "ss", "ﬁ" → "fi") or to none (a soft hyphen) are noted
+    so that offsets can be mapped across them.
+    """
+    encoded = text.encode("utf-8", "surrogatepass")
+    folded = encoded.translate(_FOLD_ASCII).decode("utf-8", "surrogatepass")
+    if text.isascii():
+        return FoldedText(folded, range(len(text)))
+    uneven = []
+    for char in set(encoded.translate(None, _ASCII).decode("utf-8", "surrogatepass")):
+        replacement = _TABLE[ord(char)]
+        if replacement == char:
+            continue
+        if not _settled(replacement):  # its characters would be replaced in their turn
+            return _fold_each(text)
+        folded = folded.replace(char, replacement)
+        if len(replacement) != 1:
+            uneven.append(char)
+    if not uneven:
+        return FoldedText(folded, range(len(text)))
+    return FoldedText(folded, _offsets(text, uneven))
+
+
+def _settled(folded: str) -> bool:
+    """Whether folding ``folded`` again leaves it as it is."""
+    return all(_TABLE[ord(char)] == char for char in folded)
+
+
+def _offsets(text: str, uneven: list[str]) -> _Offsets:
+    """The source offsets of ``text`` folded, whose ``uneven`` characters change length."""
+    changes = []
+    shift = 0
+    for at in sorted(at for char in uneven for at in _positions(text, char)):
+        length = len(_TABLE[ord(text[at])])
+        changes.append((at + shift, at, length))
+        shift += length - 1
+    return _Offsets(len(text) + shift, changes)
+
+
+def _positions(text: str, char: str) -> Iterator[int]:
+    at = text.find(char)
+    while at >= 0:
+        yield at
+        at = text.find(char, at + 1)
+
+
+class _Offsets(Sequence[int]):
+    """The source offset of each folded character, where a few characters folded to several or
+    to none and the offsets run one to one between them. ``changes`` lists those characters in
+    order, each as (folded offset, source offset, length folded to)."""
+
+    def __init__(self, length: int, changes: list[tuple[int, int, int]]) -> None:
+        self._length = length
+        self._changes = changes
+        self._starts = [folded_at for folded_at, _, _ in changes]
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[int, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> int | tuple[int, ...]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(self._length)))
+        if index < 0:
+            index += self._length
+        if not 0 <= index < self._length:
+            raise IndexError("folded offset out of range")
+        before = bisect.bisect_right(self._starts, index) - 1
+        if before < 0:
+            return index
+        folded_at, source_at, length = self._changes[before]
+        if index < folded_at + length:
+            return source_at
+        return source_at + 1 + index - folded_at - length
+
+
+def _fold_each(text: str) -> FoldedText:
+    """Character by character: what ``fold`` means, for text the quick way cannot take."""
+    folded = [_TABLE[ord(char)] for char in text]
+    origin = tuple(index for index, piece in enumerate(folded) for _ in piece)
+    return FoldedText("".join(folded), origin)
 
 
 def _fold_char(char: str) -> str:
@@ -150,3 +244,17 @@ def _fold_char(char: str) -> str:
         if len(base) == 1:
             return base
     return folded
+
+
+class _FoldTable(dict[int, str]):
+    """The folded form of each code point, worked out when first met. Only the Basic
+    Multilingual Plane is kept (at most 65,536 entries, whatever the input)."""
+
+    def __missing__(self, code: int) -> str:
+        folded = _fold_char(chr(code))
+        if code <= 0xFFFF:
+            self[code] = folded
+        return folded
+
+
+_TABLE = _FoldTable()

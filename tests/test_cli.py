@@ -24,6 +24,9 @@ COMMANDS = [
     ["watchlist", "extract"],
     ["db"],
     ["db", "upgrade"],
+    ["explain"],
+    ["rules"],
+    ["rules", "test"],
 ]
 
 
@@ -244,3 +247,132 @@ def test_a_database_from_another_version_is_refused_clearly(cli: CliRunner, tmp_
     result = cli.invoke(main, ["poll", "-c", "c.toml"])
     assert result.exit_code == 1
     assert "was migrated by another version of monitor" in result.output
+
+
+RULES_CONFIG = """
+[watchlist]
+files = ["{seeds}/watchlist.toml"]
+
+[[sources]]
+name = "seeds"
+path = "{seeds}/corpus"
+
+[queries]
+principals = "actor:antony-blinken OR actor:wang-yi"
+
+[[rules]]
+name = "principals-meet"
+query = "SENTENCE(actor:antony-blinken actor:wang-yi)"
+
+[[rules]]
+name = "trial"
+query = "rule:principals AND (actor:qin-gang NEAR/5 sunday)"
+enabled = false
+"""
+
+
+@pytest.fixture
+def polled(cli: CliRunner, tmp_path: Path) -> Path:
+    """A config with a named query, an enabled and a disabled rule, after one poll."""
+    config = tmp_path / "monitor.toml"
+    config.write_text(RULES_CONFIG.format(seeds=REPO / "seeds"), encoding="utf-8")
+    result = cli.invoke(main, ["--log-level", "WARNING", "poll", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    return config
+
+
+def test_matches_record_their_evidence_and_the_rule_version(polled: Path, tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        rows = db.execute("select rule, rule_version, evidence from matches").fetchall()
+    assert rows and {r[0] for r in rows} == {"principals-meet"}  # the disabled rule is silent
+    for _, version, evidence in rows:
+        assert len(version) == 12
+        spans = json.loads(evidence)
+        assert {e["id"] for e in spans} == {"antony-blinken", "wang-yi"}
+        assert all(
+            e["field"] in ("title", "summary", "text") and e["end"] > e["start"] for e in spans
+        )
+
+
+def test_explain_shows_each_rule_and_the_clause_that_failed(cli: CliRunner, polled: Path) -> None:
+    listed = cli.invoke(main, ["log", "articles", "--format", "json", "-c", str(polled)])
+    articles = [json.loads(line) for line in listed.stdout.splitlines()]
+    matched = next(a for a in articles if "principals-meet" in a["rules"])
+    missed = next(a for a in articles if "principals-meet" not in a["rules"])
+
+    shown = cli.invoke(main, ["explain", str(matched["id"]), "-c", str(polled)])
+    assert shown.exit_code == 0, shown.output
+    assert "rule principals-meet (version " in shown.stdout
+    assert ": matched\n  the log recorded a match with version" in shown.stdout
+    assert "rule trial (version " in shown.stdout and ", disabled)" in shown.stdout
+    assert "✓ SENTENCE(actor:antony-blinken actor:wang-yi) — " in shown.stdout
+
+    other = cli.invoke(
+        main, ["explain", str(missed["id"]), "--rule", "principals-meet", "-c", str(polled)]
+    )
+    assert other.exit_code == 0, other.output
+    assert "principals-meet" in other.stdout and ": did not match" in other.stdout
+    assert "✗ SENTENCE(actor:antony-blinken actor:wang-yi)" in other.stdout
+    assert "rule trial" not in other.stdout
+
+    assert "no article 999" in cli.invoke(main, ["explain", "999", "-c", str(polled)]).output
+    unknown = cli.invoke(main, ["explain", "1", "--rule", "nope", "-c", str(polled)])
+    assert unknown.exit_code == 1 and "no rule named nope" in unknown.output
+
+
+def test_explain_a_file(cli: CliRunner) -> None:
+    shown = cli.invoke(main, ["explain", str(DATA / "articles" / "pos01.json")])
+    assert shown.exit_code == 0, shown.output
+    assert "rule us-china-principals (version" in shown.stdout
+    assert "✓ actor:antony-blinken — 'Blinken' in title [0:7]" in shown.stdout
+
+
+def test_rules_test_backtests_without_sending(cli: CliRunner, polled: Path, tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        before = db.execute("select count(*) from matches").fetchone()
+        matched = db.execute(
+            "select count(*) from matches where rule = 'principals-meet'"
+        ).fetchone()
+    result = cli.invoke(main, ["rules", "test", "principals-meet", "-c", str(polled)])
+    assert result.exit_code == 0, result.output
+    assert f"{matched[0]} of 5 articles would have matched" in result.stdout
+    as_json = cli.invoke(
+        main, ["rules", "test", "trial", "--format", "json", "--sample", "1", "-c", str(polled)]
+    )
+    report = json.loads(as_json.stdout)
+    assert report["examined"] == 5 and report["matched"] >= 1  # disabled rules can be tested
+    assert len(report["sample"]) == 1 and report["sample"][0]["evidence"]
+    assert sum(report["per_day"].values()) == report["matched"]
+    query = cli.invoke(
+        main,
+        ["rules", "test", "--query", "rule:principals", "--source", "seeds", "-c", str(polled)],
+    )
+    assert "5 of 5 articles would have matched" in query.stdout
+    none = cli.invoke(
+        main, ["rules", "test", "--query", "x", "--source", "elsewhere", "-c", str(polled)]
+    )
+    assert "0 of 0 articles" in none.stdout
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        assert db.execute("select count(*) from matches").fetchone() == before  # nothing written
+
+
+def test_rules_test_on_a_folder_and_its_mistakes(cli: CliRunner, tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("pos01.json", "pos05.json", "neg01.json"):
+        (folder / name).write_bytes((DATA / "articles" / name).read_bytes())
+    (folder / "broken.json").write_text("{not json", encoding="utf-8")
+    result = cli.invoke(
+        main, ["rules", "test", "--query", "actor:antony-blinken", "--folder", str(folder)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 of 3 articles would have matched" in result.stdout
+    assert "2023-02-18" in result.stdout and "2023-06-18" in result.stdout  # per day
+    assert f"skipped {folder / 'broken.json'}" in result.stdout
+    both = cli.invoke(main, ["rules", "test", "x", "--query", "y"])
+    assert both.exit_code == 2 and "not both" in both.output
+    bad = cli.invoke(main, ["rules", "test", "--query", "actor:nobody", "--folder", str(folder)])
+    assert (
+        bad.exit_code == 1
+        and "unknown actor id 'nobody' (not in the watchlist) at position 6" in bad.output
+    )

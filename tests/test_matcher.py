@@ -4,12 +4,14 @@ tests/data/articles/ with the expectations a careful reader wrote in their SOURC
 from __future__ import annotations
 
 import csv
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from conftest import DATA, REPO
 
 from monitor.config import default_config
+from monitor.errors import ConfigError
 from monitor.matcher import Matcher
 from monitor.models import Article
 from monitor.parse import read_document
@@ -183,3 +185,159 @@ def test_seed_corpus_alerts_on_the_principals(path: Path) -> None:
     found_people = people(WATCHLIST, tuple(m.id for m in MATCHER.find(article)))
     assert {"antony-blinken", "wang-yi"} & found_people
     assert len(found_people) >= 3
+
+
+# --- roles, negative contexts, topic weights and other scripts, on a watchlist of their own ----
+
+ROLES_TOML = """
+[[actors]]
+name = "Qin Gang"
+aliases = ["秦刚", "秦剛"]
+[[actors.roles]]
+titles = ["China's foreign minister", "Chinese foreign minister"]
+from = 2022-12-30
+until = 2023-07-25
+
+[[actors]]
+name = "Wang Yi"
+aliases = ["王毅"]
+weak_aliases = ["Wang"]
+[[actors.roles]]
+titles = ["China's foreign minister", "Chinese foreign minister"]
+from = 2013-03-16
+until = 2022-12-30
+[[actors.roles]]
+titles = ["China's foreign minister", "Chinese foreign minister"]
+from = 2023-07-25
+
+[[actors]]
+name = "Xi Jinping"
+aliases = ["习近平", "習近平"]
+weak_aliases = ["Xi"]
+negative_contexts = ["Xi Mingze"]
+
+[[actors]]
+name = "Antony Blinken"
+aliases = ["Blinken", "布林肯"]
+
+[[topics]]
+id = "spy-balloon"
+name = "Spy balloon"
+terms = ["spy balloon"]
+weak_terms = ["balloon"]
+confirmed_by = ["antony-blinken"]
+negative_contexts = ["balloon payment"]
+
+[[topics]]
+id = "taiwan"
+name = "Taiwan"
+terms = ["Taiwan", "Taiwan Strait", "cross-strait", "台湾海峡"]
+weights = { "Taiwan Strait" = 2, "cross-strait" = 2, "台湾海峡" = 2 }
+min_score = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def own_matcher(tmp_path_factory: pytest.TempPathFactory) -> Matcher:
+    path = tmp_path_factory.mktemp("watchlist") / "roles.toml"
+    path.write_text(ROLES_TOML, encoding="utf-8")
+    return Matcher(load_watchlist([path]))
+
+
+def on(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "published", "expected"),
+    [
+        # the published date picks who held the role
+        (
+            "China's foreign minister meets Blinken",
+            "",
+            "2023-06-18",
+            {"qin-gang", "antony-blinken"},
+        ),
+        ("China's foreign minister meets Blinken", "", "2023-10-26", {"wang-yi", "antony-blinken"}),
+        ("China's foreign minister meets Blinken", "", "2020-05-01", {"wang-yi", "antony-blinken"}),
+        (
+            "Chinese Foreign Minister, in Beijing",
+            "",
+            "2023-07-25",
+            {"wang-yi"},
+        ),  # the day he returned
+        ("Chinese Foreign Minister, in Beijing", "", "2023-07-24", {"qin-gang"}),
+        # a title before a name is that person's title
+        ("Talks", "Chinese foreign minister Li Zhaoxing said", "2023-06-18", set()),
+        ("Talks", "China's foreign minister Wang Yi said", "2023-06-18", {"wang-yi"}),
+        ("Talks", "Wang Yi, China's foreign minister, said", "2023-06-18", {"wang-yi"}),
+        ("Talks", "Xi Jinping, the Chinese foreign minister's host", "2023-06-18", {"xi-jinping"}),
+        ("Talks", "Wang said China's foreign minister would come", "2023-06-18", {"qin-gang"}),
+        # other scripts: no spaces in Chinese, and a change of script is a boundary
+        ("习近平会见布林肯", "", "2023-06-19", {"xi-jinping", "antony-blinken"}),
+        ("習近平與王毅", "", "2023-06-19", {"xi-jinping", "wang-yi"}),
+        ("美国国务卿Blinken抵达北京", "", "2023-06-18", {"antony-blinken"}),
+        ("秦剛 meets Blinken", "", "2023-06-18", {"qin-gang", "antony-blinken"}),
+        # negative contexts: the phrase cancels the hits it overlaps, and weak hits near it
+        ("Xi Mingze graduates", "Xi Mingze, Xi Jinping's daughter", "2023-06-18", {"xi-jinping"}),
+        ("Xi Mingze graduates", "", "2023-06-18", set()),
+    ],
+)
+def test_roles_scripts_and_negative_contexts(
+    own_matcher: Matcher, title: str, text: str, published: str, expected: set[str]
+) -> None:
+    mentions = own_matcher.find(Article(title=title, text=text, published=on(published)))
+    assert {m.id for m in mentions if m.kind == "actor"} == expected
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "expected"),
+    [
+        ("Basketball", "The Taiwan team won the final.", set()),  # one passing mention: 1 < 2
+        ("Basketball", "Taiwan won; Taiwan fans cheered.", {"taiwan"}),  # 1 + 1
+        ("Taiwan holds drills", "", {"taiwan"}),  # a title hit counts twice
+        ("Ships", "A destroyer sailed the Taiwan Strait.", {"taiwan"}),  # weight 2
+        ("船只", "驱逐舰通过台湾海峡。", {"taiwan"}),
+        ("Loans", "Blinken refinanced; the balloon payment is due.", set()),
+        ("Loans", "Blinken spoke. The spy balloon was shot down.", {"spy-balloon"}),
+        (
+            "Blinken on the balloon",
+            "A balloon payment is due. Later the balloon was shot down.",
+            {"spy-balloon"},
+        ),
+    ],
+)
+def test_topic_weights_and_negative_contexts(
+    own_matcher: Matcher, title: str, text: str, expected: set[str]
+) -> None:
+    mentions = own_matcher.find(Article(title=title, text=text, published=on("2023-06-18")))
+    assert {m.id for m in mentions if m.kind == "topic"} == expected
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            '[[actors]]\nname = "A"\nroles = [{ titles = ["the boss"], from = 2020-01-01 }]\n'
+            '[[actors]]\nname = "B"\nroles = [{ titles = ["The Boss"], until = 2021-01-01 }]\n',
+            "role 'the boss' is held by both 'a' and 'b' at the same time",
+        ),
+        (
+            '[[actors]]\nname = "A"\n'
+            'roles = [{ titles = ["x"], from = 2021-01-01, until = 2020-01-01 }]\n',
+            "'until' (2020-01-01) must come after 'from' (2021-01-01)",
+        ),
+        (
+            '[[topics]]\nname = "T"\nterms = ["a"]\nweights = { b = 2 }\n',
+            "weights given for ['b'], which are not among its terms",
+        ),
+        ('[[topics]]\nname = "T"\nterms = ["a"]\nmin_score = 0\n', "greater than 0"),
+        ('[[actors]]\nname = "A"\nroles = [{ titles = [] }]\n', "at least 1 item"),
+    ],
+)
+def test_watchlist_mistakes_are_explained(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_watchlist([path])
+    assert message in str(caught.value)
