@@ -8,13 +8,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from monitor.config import SourceConfig
 from monitor.messages import build_message
 from monitor.models import AlertPlan, Article, FetchOutcome, Mention, NewArticle
+from monitor.resources import migrations_dir
 from monitor.store import LogFilter, Store
 from monitor.tables import Base
 
@@ -183,3 +186,33 @@ def test_processes_starting_together_migrate_one_after_the_other(tmp_path: Path)
         for thread in threads:
             thread.join(timeout=60)
         assert errors == []
+
+
+def test_upgrading_a_database_with_matches_keeps_them(store: Store) -> None:
+    """0002 → 0003 on a database that already holds an article and its match."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(migrations_dir()))
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002")
+    store.sync_sources([SourceConfig(name="feed", url="http://127.0.0.1/feed")], NOW)
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "insert into articles (source_id, key, title, summary, text, fetched_at)"
+                " select id, 'guid:1', 'Blinken meets Wang Yi', '', '', :now from sources"
+            ),
+            {"now": NOW},
+        )
+        conn.execute(
+            text(
+                "insert into matches (article_id, rule, created_at, alerted, evidence)"
+                " select id, 'principals', :now, true, '[]' from articles"
+            ),
+            {"now": NOW},
+        )
+    store.upgrade()
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("select rule, rule_version from matches")).all()
+    assert [tuple(r) for r in rows] == [("principals", None)]
+    assert store.counts()["articles"] == 1
