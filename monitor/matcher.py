@@ -36,6 +36,7 @@ class _Form:
     weak: bool
     role: Role | None = None  # a title that names the entity while it holds the role
     negative: bool = False  # a negative context: cancels the entity's hits nearby
+    cased: bool = False  # matches only where the text has the same case
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,16 @@ class _Entry:
     plain: tuple[_Form, ...]
     roles: tuple[_Form, ...]
     negative: tuple[_Form, ...]
+    cased: tuple[_Form, ...]
 
-    def forms_on(self, day: date) -> tuple[_Form, ...]:
-        if not self.roles:
-            return self.plain
-        return self.plain + tuple(f for f in self.roles if f.role and f.role.held_on(day))
+    def forms_on(self, day: date, written: str) -> tuple[_Form, ...]:
+        """The forms that hold on ``day`` where the text reads ``written`` (lazily)."""
+        forms = self.plain
+        if self.roles:
+            forms += tuple(f for f in self.roles if f.role and f.role.held_on(day))
+        if self.cased:
+            forms += tuple(f for f in self.cased if _same_case(written, f.alias))
+        return forms
 
 
 _FIELD_RANK = {name: rank for rank, name in enumerate(TEXT_FIELDS)}
@@ -128,9 +134,10 @@ class Matcher:
         for key, found in forms.items():
             entry = _Entry(
                 len(key),
-                tuple(f for f in found if not f.role and not f.negative),
+                tuple(f for f in found if not (f.role or f.negative or f.cased)),
                 tuple(f for f in found if f.role),
                 tuple(f for f in found if f.negative),
+                tuple(f for f in found if f.cased),
             )
             self._automaton.add_word(key, entry)
         if forms:
@@ -145,7 +152,7 @@ class Matcher:
         hits: list[_Hit] = []
         negatives: list[_Hit] = []
         for name in TEXT_FIELDS:
-            self._scan(name, folded[name].text, day, hits, negatives)
+            self._scan(name, folded[name], article.field_text(name), day, hits, negatives)
         chosen = [c for kind in ("actor", "topic") for c in _leftmost_longest(hits, kind)]
         if negatives:
             chosen = _without_negated(chosen, negatives, folded)
@@ -161,15 +168,26 @@ class Matcher:
         return tuple(sorted(mentions, key=lambda m: (_FIELD_RANK[m.field], m.start, m.kind)))
 
     def _scan(
-        self, field: FieldName, text: str, day: date, hits: list[_Hit], negatives: list[_Hit]
+        self,
+        field: FieldName,
+        folded: FoldedText,
+        source: str,
+        day: date,
+        hits: list[_Hit],
+        negatives: list[_Hit],
     ) -> None:
+        text = folded.text
         if self._empty or not text:
             return
         for last, entry in self._automaton.iter(text):
             start, end = last - entry.length + 1, last + 1
             if not (starts_word(text, start) and ends_word(text, end)):
                 continue
-            forms = entry.forms_on(day)
+            if entry.cased:
+                src_start, src_end = folded.span_in_source(start, end)
+                forms = entry.forms_on(day, source[src_start:src_end])
+            else:
+                forms = entry.forms_on(day, "")
             if forms:
                 hits.append(_Hit(field, start, end, forms))
             if entry.negative:
@@ -182,7 +200,16 @@ class Matcher:
         return [m for m in mentions if not (m.kind == "topic" and m.id in short)]
 
 
+def _same_case(written: str, alias: str) -> bool:
+    """Whether the text has the alias's case (quotes and dashes as matching folds them)."""
+    return fold_string(written).strip() == fold_string(alias).strip() and all(
+        a.isupper() == b.isupper() for a, b in zip(written, alias, strict=False)
+    )
+
+
 def _forms(entity: Entity) -> Iterator[_Form]:
+    for alias in entity.cased:
+        yield _Form(entity, alias, weak=False, cased=True)
     for alias in entity.strong:
         yield _Form(entity, alias, weak=False)
     for alias in entity.weak:

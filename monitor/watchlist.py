@@ -5,11 +5,12 @@ An actor has a ``name`` and ``aliases``; a topic has ``terms``. Both may list we
 count only when the article also names the entry by a strong form, or when an entry listed in
 ``confirmed_by`` is named in the same field (the headline "Biden, Xi to meet").
 
-An actor may also be named by a role that changes hands (``roles``: "China's foreign minister"
-from one date until another), and any entry may list ``negative_contexts``, phrases that cancel
-a hit nearby ("Xi'an", "balloon payment"). A topic's terms may carry ``weights``; the topic
-counts in an article when the weights of its hits add up to its ``min_score`` (title hits count
-twice).
+Forms listed in ``cased_aliases`` / ``cased_terms`` match only in the case written ("US" but
+not the pronoun "us"). An actor may also be named by a role that changes hands (``roles``:
+"China's foreign minister" from one date until another), and any entry may list
+``negative_contexts``, phrases that cancel a hit nearby ("Xi'an", "balloon payment"). A
+topic's terms may carry ``weights``; the topic counts in an article when the weights of its hits
+add up to its ``min_score`` (title hits count twice).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class Entity:
     negative_contexts: tuple[str, ...] = ()
     weights: tuple[tuple[str, float], ...] = ()  # (term, weight); terms not listed weigh 1
     min_score: float = 1.0
+    cased: tuple[str, ...] = ()  # strong forms that match only as written ("US", not "us")
 
     def weight(self, alias: str) -> float:
         return next((w for term, w in self.weights if term == alias), 1.0)
@@ -124,6 +126,7 @@ class _ActorEntry(_Entry):
     kind: ActorKind = "person"
     aliases: tuple[str, ...] = ()
     weak_aliases: tuple[str, ...] = ()
+    cased_aliases: tuple[str, ...] = ()
     roles: tuple[_Role, ...] = ()
     negative_contexts: tuple[str, ...] = ()
 
@@ -131,6 +134,7 @@ class _ActorEntry(_Entry):
 class _TopicEntry(_Entry):
     terms: tuple[str, ...] = ()
     weak_terms: tuple[str, ...] = ()
+    cased_terms: tuple[str, ...] = ()
     weights: dict[str, float] = {}
     min_score: float = Field(default=1.0, gt=0)
     negative_contexts: tuple[str, ...] = ()
@@ -196,6 +200,7 @@ def _actor(entry: _ActorEntry) -> Entity:
         actor_kind=entry.kind,
         roles=tuple(Role(_distinct(r.titles), r.start, r.end) for r in entry.roles),
         negative_contexts=_distinct(entry.negative_contexts),
+        cased=_distinct(entry.cased_aliases),
     )
 
 
@@ -210,6 +215,7 @@ def _topic(entry: _TopicEntry) -> Entity:
         negative_contexts=_distinct(entry.negative_contexts),
         weights=tuple(entry.weights.items()),
         min_score=entry.min_score,
+        cased=_distinct(entry.cased_terms),
     )
 
 

@@ -341,3 +341,23 @@ def test_watchlist_mistakes_are_explained(tmp_path: Path, toml: str, message: st
     with pytest.raises(ConfigError) as caught:
         load_watchlist([path])
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("US-China talks resumed.", True),
+        ("The US's top diplomat flew in.", True),
+        ("Let us talk.", False),
+        ("Us and them.", False),
+        ("US", True),
+    ],
+)
+def test_cased_aliases_match_only_as_written(tmp_path: Path, text: str, expected: bool) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(
+        '[[actors]]\nname = "United States"\nkind = "place"\ncased_aliases = ["US"]\n',
+        encoding="utf-8",
+    )
+    mentions = Matcher(load_watchlist([path])).find(Article(title="", text=text))
+    assert bool(mentions) is expected
