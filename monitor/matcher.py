@@ -154,6 +154,7 @@ class Matcher:
         for name in TEXT_FIELDS:
             self._scan(name, folded[name], article.field_text(name), day, hits, negatives)
         chosen = [c for kind in ("actor", "topic") for c in _leftmost_longest(hits, kind)]
+        chosen = _with_roles(chosen, hits)
         if negatives:
             chosen = _without_negated(chosen, negatives, folded)
         reading = _Reading(
@@ -270,7 +271,9 @@ def _leftmost_longest(hits: list[_Hit], kind: EntityKind) -> list[tuple[_Hit, tu
     """Non-overlapping hits per field: the earliest start wins, then the longest. A weak form
     overlapping a strong form of the same entity gives way to it first ("Mr Wang Yi" is the
     strong "Wang Yi", not the weak "Mr Wang")."""
-    of_kind = [(h, tuple(f for f in h.forms if f.entity.kind == kind)) for h in hits]
+    of_kind = [
+        (h, tuple(f for f in h.forms if f.entity.kind == kind and f.role is None)) for h in hits
+    ]
     of_kind = [(h, forms) for h, forms in of_kind if forms]
     strong: dict[tuple[str, str], list[tuple[int, int]]] = {}
     for hit, forms in of_kind:
@@ -286,6 +289,33 @@ def _leftmost_longest(hits: list[_Hit], kind: EntityKind) -> list[tuple[_Hit, tu
             reach[hit.field] = hit.end
             chosen.append((hit, forms))
     return chosen
+
+
+def _with_roles(
+    chosen: list[tuple[_Hit, tuple[_Form, ...]]], hits: list[_Hit]
+) -> list[tuple[_Hit, tuple[_Form, ...]]]:
+    """Role titles compete among themselves, beside the names: "U.S. Secretary of State" is
+    both the United States and whoever held the role. A title inside a chosen name of an
+    person ("Chinese Foreign Minister Wang Yi") gives way to the name."""
+    roles = [(h, tuple(f for f in h.forms if f.role is not None)) for h in hits]
+    roles = [(h, forms) for h, forms in roles if forms]
+    if not roles:
+        return chosen
+    names: dict[str, list[tuple[int, int]]] = {}
+    for hit, forms in chosen:
+        if any(f.entity.actor_kind == "person" and not f.weak for f in forms):
+            names.setdefault(hit.field, []).append((hit.start, hit.end))
+    within = {field: _SpanIndex(spans) for field, spans in names.items()}
+    kept = []
+    reach: dict[str, int] = {}
+    for hit, forms in sorted(roles, key=lambda c: (c[0].field, c[0].start, -c[0].end)):
+        index = within.get(hit.field)
+        if hit.start >= reach.get(hit.field, 0) and not (
+            index and index.overlaps(hit.start, hit.end)
+        ):
+            reach[hit.field] = hit.end
+            kept.append((hit, forms))
+    return chosen + kept
 
 
 def _gives_way(
@@ -450,12 +480,15 @@ def _without_negated(
 
 
 def _within_reach(text: str, hit: _Hit, negative: _Hit, weak: bool) -> bool:
-    """A negative context cancels a hit it overlaps, and a weak hit a few words away in the
-    same sentence ("balloon" in "a balloon and a payment")."""
-    if negative.start < hit.end and hit.start < negative.end:
+    """A negative context cancels a hit it contains ("Xi" in "Xi Mingze"), and a weak hit it
+    overlaps or stands a few words from in the same sentence ("balloon" in "a balloon and a
+    payment")."""
+    if negative.start <= hit.start and hit.end <= negative.end:
         return True
     if not weak:
         return False
+    if negative.start < hit.end and hit.start < negative.end:
+        return True
     if hit.end <= negative.start:
         gap = text[hit.end : negative.start]
     else:
