@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import NamedTuple
 
 import ahocorasick
 
@@ -41,30 +42,63 @@ class _Form:
 
 @dataclass(frozen=True)
 class _Entry:
-    """What one folded form stands for; the plain forms apart, so most hits need no sorting."""
+    """What one key stands for, sorted once: names of actors, terms of topics, role titles,
+    negative contexts, and the forms that must match in their own case."""
 
     length: int
-    plain: tuple[_Form, ...]
+    actors: tuple[_Form, ...]
+    topics: tuple[_Form, ...]
     roles: tuple[_Form, ...]
     negative: tuple[_Form, ...]
     cased: tuple[_Form, ...]
 
-    def forms_on(self, day: date, written: str) -> tuple[_Form, ...]:
-        """The forms that hold on ``day`` where the text reads ``written`` (lazily)."""
-        forms = self.plain
-        if self.roles:
-            forms += tuple(f for f in self.roles if f.role and f.role.held_on(day))
-        if self.cased:
-            forms += tuple(f for f in self.cased if _same_case(written, f.alias))
-        return forms
+    @classmethod
+    def of(cls, key: str, forms: list[_Form]) -> _Entry:
+        plain = [f for f in forms if not (f.role or f.negative or f.cased)]
+        return cls(
+            len(key),
+            tuple(f for f in plain if f.entity.kind == "actor"),
+            tuple(f for f in plain if f.entity.kind == "topic"),
+            tuple(f for f in forms if f.role),
+            tuple(f for f in forms if f.negative),
+            tuple(f for f in forms if f.cased),
+        )
+
+
+class _Found:
+    """The hits of one article, by what they are."""
+
+    def __init__(self) -> None:
+        self.actors: list[_Hit] = []
+        self.topics: list[_Hit] = []
+        self.roles: list[_Hit] = []
+        self.negatives: list[_Hit] = []
+
+    def add(self, hit: _Hit, entry: _Entry, day: date, written: str | None) -> None:
+        field, start, end, _ = hit
+        if entry.actors:
+            self.actors.append(hit._replace(forms=entry.actors))
+        if entry.topics:
+            self.topics.append(hit._replace(forms=entry.topics))
+        if entry.roles:
+            held = tuple(f for f in entry.roles if f.role and f.role.held_on(day))
+            if held:
+                self.roles.append(hit._replace(forms=held))
+        if entry.negative:
+            self.negatives.append(hit._replace(forms=entry.negative))
+        if entry.cased and written is not None:
+            same = [f for f in entry.cased if _same_case(written, f.alias)]
+            for kind, pool in (("actor", self.actors), ("topic", self.topics)):
+                forms = tuple(f for f in same if f.entity.kind == kind)
+                if forms:
+                    pool.append(_Hit(field, start, end, forms))
 
 
 _FIELD_RANK = {name: rank for rank, name in enumerate(TEXT_FIELDS)}
 _Positions = dict[tuple[str, str], list[tuple[int, str, int]]]
 
 
-@dataclass(frozen=True)
-class _Hit:
+class _Hit(NamedTuple):
     field: FieldName
     start: int  # in folded text
     end: int
@@ -118,45 +152,82 @@ def ends_word(text: str, end: int) -> bool:
     return not is_word_char(after) or not is_word_char(text[end - 1])
 
 
+# Where the text is not a word, a space: ASCII in one C pass, the rest character by character.
+_ASCII_SPACES = bytes(
+    b if chr(b).isalnum() or chr(b) == "'" or b >= 128 else 32 for b in range(256)
+)
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_HAS_UNSPACED = re.compile("[" + "".join(f"{low}-{high}" for low, high in _UNSPACED) + "]")
+
+
+def word_spaced(text: str) -> str:
+    """``text`` with every character that is not part of a word turned into a space, the same
+    length: scripts without spaces, punctuation, and apostrophes except inside a word
+    ("xi'an", "o'sullivan"; a possessive "'s" ends the word). A form found between spaces in
+    it is a whole word in ``text``."""
+    spaced = text.encode("utf-8").translate(_ASCII_SPACES).decode("utf-8")
+    for char in () if text.isascii() else set(_NON_ASCII.findall(spaced)):
+        if not is_word_char(char) or is_unspaced_script(char):
+            spaced = spaced.replace(char, " ")
+    if "'" in spaced:
+        spaced = _loose_apostrophes(spaced)
+    return spaced
+
+
+def _loose_apostrophes(text: str) -> str:
+    pieces, cursor = [], 0
+    at = text.find("'")
+    while at >= 0:
+        after = text[at + 1 : at + 3]
+        joins = (
+            at > 0
+            and text[at - 1] != " "
+            and after[:1] not in ("", " ")
+            and not (after[0] == "s" and after[1:2] in ("", " ", "'"))
+        )
+        if not joins:
+            pieces.append(text[cursor:at])
+            pieces.append(" ")
+            cursor = at + 1
+        at = text.find("'", at + 1)
+    pieces.append(text[cursor:])
+    return "".join(pieces)
+
+
 class Matcher:
-    """Finds every mention of a watchlist's actors and topics in an article."""
+    """Finds every mention of a watchlist's actors and topics in an article.
+
+    Forms in spaced scripts are looked up, space-padded, in the text with everything that is
+    not a word turned into spaces (``word_spaced``), so the automaton reports whole words only;
+    forms in scripts without spaces are looked up in the folded text itself."""
 
     def __init__(self, watchlist: Watchlist) -> None:
         self.watchlist = watchlist
         self._topics = {t.id: t for t in watchlist.topics}
-        self._automaton = ahocorasick.Automaton()
-        forms: dict[str, list[_Form]] = {}
+        spaced: dict[str, list[_Form]] = {}
+        unspaced: dict[str, list[_Form]] = {}
         for entity in watchlist.entities:
             for form in _forms(entity):
                 key = fold_string(form.alias).strip()
-                if key:
-                    forms.setdefault(key, []).append(form)
-        for key, found in forms.items():
-            entry = _Entry(
-                len(key),
-                tuple(f for f in found if not (f.role or f.negative or f.cased)),
-                tuple(f for f in found if f.role),
-                tuple(f for f in found if f.negative),
-                tuple(f for f in found if f.cased),
-            )
-            self._automaton.add_word(key, entry)
-        if forms:
-            self._automaton.make_automaton()
-        self._empty = not forms
+                if _HAS_UNSPACED.search(key):
+                    unspaced.setdefault(key, []).append(form)
+                elif words := word_spaced(key).strip():
+                    spaced.setdefault(f" {words} ", []).append(form)
+        self._spaced = _automaton(spaced)
+        self._unspaced = _automaton(unspaced)
 
     def find(self, article: Article, on: date | None = None) -> tuple[Mention, ...]:
         """All confirmed mentions, in reading order (title, summary, text). Roles are read as
         of ``on``, else the day the article was published, else today."""
         day = on or (article.published or datetime.now(UTC)).astimezone(UTC).date()
         folded = {name: fold(article.field_text(name)) for name in TEXT_FIELDS}
-        hits: list[_Hit] = []
-        negatives: list[_Hit] = []
+        found = _Found()
         for name in TEXT_FIELDS:
-            self._scan(name, folded[name], article.field_text(name), day, hits, negatives)
-        chosen = [c for kind in ("actor", "topic") for c in _leftmost_longest(hits, kind)]
-        chosen = _with_roles(chosen, hits)
-        if negatives:
-            chosen = _without_negated(chosen, negatives, folded)
+            self._scan(name, folded[name], article.field_text(name), day, found)
+        chosen = _leftmost_longest(found.actors) + _leftmost_longest(found.topics)
+        chosen = _with_roles(chosen, found.roles)
+        if found.negatives:
+            chosen = _without_negated(chosen, found.negatives, folded)
         reading = _Reading(
             article, folded, _strong_positions(chosen), _title_cased(article.title), chosen
         )
@@ -169,36 +240,58 @@ class Matcher:
         return tuple(sorted(mentions, key=lambda m: (_FIELD_RANK[m.field], m.start, m.kind)))
 
     def _scan(
-        self,
-        field: FieldName,
-        folded: FoldedText,
-        source: str,
-        day: date,
-        hits: list[_Hit],
-        negatives: list[_Hit],
+        self, field: FieldName, folded: FoldedText, source: str, day: date, found: _Found
     ) -> None:
-        text = folded.text
-        if self._empty or not text:
-            return
-        for last, entry in self._automaton.iter(text):
-            start, end = last - entry.length + 1, last + 1
-            if not (starts_word(text, start) and ends_word(text, end)):
-                continue
+        for start, end, entry in self._whole_words(folded.text):
+            written = None
             if entry.cased:
                 src_start, src_end = folded.span_in_source(start, end)
-                forms = entry.forms_on(day, source[src_start:src_end])
-            else:
-                forms = entry.forms_on(day, "")
-            if forms:
-                hits.append(_Hit(field, start, end, forms))
-            if entry.negative:
-                negatives.append(_Hit(field, start, end, entry.negative))
+                written = source[src_start:src_end]
+            found.add(_Hit(field, start, end, ()), entry, day, written)
+
+    def _whole_words(self, text: str) -> list[tuple[int, int, _Entry]]:
+        """Every whole-word occurrence of a form in folded ``text``: (start, end, entry)."""
+        found: list[tuple[int, int, _Entry]] = []
+        if not text:
+            return found
+        if self._spaced is not None:
+            padded = f" {word_spaced(text)} "
+            for last, entry in self._spaced.iter(padded):  # " form " ends at ``last``
+                found.append((last - entry.length + 1, last - 1, entry))
+        if self._unspaced is not None and not text.isascii() and _HAS_UNSPACED.search(text):
+            for last, entry in self._unspaced.iter(text):
+                start, end = last - entry.length + 1, last + 1
+                if starts_word(text, start) and ends_word(text, end):
+                    found.append((start, end, entry))
+        return found
 
     def _scoring(self, mentions: list[Mention]) -> list[Mention]:
         """Drop the topics whose hits weigh less than the topic's minimum score."""
-        found = {m.id for m in mentions if m.kind == "topic"}
-        short = {i for i in found if self._topics[i].score(mentions) < self._topics[i].min_score}
-        return [m for m in mentions if not (m.kind == "topic" and m.id in short)]
+        by_topic: dict[str, list[Mention]] = {}
+        for m in mentions:
+            if m.kind == "topic":
+                by_topic.setdefault(m.id, []).append(m)
+        short = {
+            i
+            for i, found in by_topic.items()
+            if self._topics[i].score(found) < self._topics[i].min_score
+        }
+        return (
+            [m for m in mentions if not (m.kind == "topic" and m.id in short)]
+            if short
+            else mentions
+        )
+
+
+def _automaton(forms: dict[str, list[_Form]]) -> ahocorasick.Automaton | None:
+    """One automaton over every key, each standing for what its forms name; None if none."""
+    if not forms:
+        return None
+    automaton = ahocorasick.Automaton()
+    for key, found in forms.items():
+        automaton.add_word(key, _Entry.of(key, found))
+    automaton.make_automaton()
+    return automaton
 
 
 def _same_case(written: str, alias: str) -> bool:
@@ -241,6 +334,12 @@ class _Reading:
             strong,
             title_case,
         )
+        self.named_in = {  # (actor id, field) where an actor is named by a strong form
+            (actor_id, field)
+            for (kind, actor_id), places in strong.items()
+            if kind == "actor"
+            for _, field, _ in places
+        }
         self.name_ends = {
             (hit.field, hit.end)
             for hit, forms in chosen
@@ -259,7 +358,7 @@ def _named(reading: _Reading, hit: _Hit, forms: tuple[_Form, ...]) -> _Form | No
     if form is None and not _inside_another_name(
         reading.article, reading.folded, hit, reading.title_case
     ):
-        form = _confirmed_nearby(hit, forms, reading.strong)
+        form = _confirmed_nearby(hit, forms, reading.named_in)
     return form
 
 
@@ -267,21 +366,20 @@ def _of_kind(hit: _Hit, kind: EntityKind) -> bool:
     return any(f.entity.kind == kind for f in hit.forms)
 
 
-def _leftmost_longest(hits: list[_Hit], kind: EntityKind) -> list[tuple[_Hit, tuple[_Form, ...]]]:
+def _leftmost_longest(hits: list[_Hit]) -> list[tuple[_Hit, tuple[_Form, ...]]]:
     """Non-overlapping hits per field: the earliest start wins, then the longest. A weak form
     overlapping a strong form of the same entity gives way to it first ("Mr Wang Yi" is the
     strong "Wang Yi", not the weak "Mr Wang")."""
-    of_kind = [
-        (h, tuple(f for f in h.forms if f.entity.kind == kind and f.role is None)) for h in hits
-    ]
-    of_kind = [(h, forms) for h, forms in of_kind if forms]
-    strong: dict[tuple[str, str], list[tuple[int, int]]] = {}
-    for hit, forms in of_kind:
-        for form in forms:
-            if not form.weak:
-                strong.setdefault((hit.field, form.entity.id), []).append((hit.start, hit.end))
-    spans = {key: _SpanIndex(found) for key, found in strong.items()}
-    candidates = [(hit, forms) for hit, forms in of_kind if not _gives_way(hit, forms, spans)]
+    candidates = [(h, h.forms) for h in hits]
+    if any(f.weak for h in hits for f in h.forms):
+        strong: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for hit in hits:
+            for form in hit.forms:
+                if not form.weak:
+                    key = (hit.field, form.entity.id)
+                    strong.setdefault(key, []).append((hit.start, hit.end))
+        spans = {key: _SpanIndex(found) for key, found in strong.items()}
+        candidates = [(h, forms) for h, forms in candidates if not _gives_way(h, forms, spans)]
     chosen = []
     reach: dict[str, int] = {}
     for hit, forms in sorted(candidates, key=lambda c: (c[0].field, c[0].start, -c[0].end)):
@@ -292,13 +390,11 @@ def _leftmost_longest(hits: list[_Hit], kind: EntityKind) -> list[tuple[_Hit, tu
 
 
 def _with_roles(
-    chosen: list[tuple[_Hit, tuple[_Form, ...]]], hits: list[_Hit]
+    chosen: list[tuple[_Hit, tuple[_Form, ...]]], roles: list[_Hit]
 ) -> list[tuple[_Hit, tuple[_Form, ...]]]:
     """Role titles compete among themselves, beside the names: "U.S. Secretary of State" is
     both the United States and whoever held the role. A title inside a chosen name of an
     person ("Chinese Foreign Minister Wang Yi") gives way to the name."""
-    roles = [(h, tuple(f for f in h.forms if f.role is not None)) for h in hits]
-    roles = [(h, forms) for h, forms in roles if forms]
     if not roles:
         return chosen
     names: dict[str, list[tuple[int, int]]] = {}
@@ -308,8 +404,8 @@ def _with_roles(
     within = {field: _SpanIndex(spans) for field, spans in names.items()}
     kept = []
     reach: dict[str, int] = {}
-    for hit, forms in sorted(roles, key=lambda c: (c[0].field, c[0].start, -c[0].end)):
-        index = within.get(hit.field)
+    for hit in sorted(roles, key=lambda h: (h.field, h.start, -h.end)):
+        forms, index = hit.forms, within.get(hit.field)
         if hit.start >= reach.get(hit.field, 0) and not (
             index and index.overlaps(hit.start, hit.end)
         ):
@@ -439,16 +535,13 @@ def _named_in_full(hit: _Hit, forms: tuple[_Form, ...], strong: _Positions) -> _
     return None
 
 
-def _confirmed_nearby(hit: _Hit, forms: tuple[_Form, ...], strong: _Positions) -> _Form | None:
+def _confirmed_nearby(
+    hit: _Hit, forms: tuple[_Form, ...], named_in: set[tuple[str, str]]
+) -> _Form | None:
     """The entity a weak hit belongs to by a confirming actor named in the same field."""
-    return next((f for f in forms if _confirmed_in_field(f, hit, strong)), None)
-
-
-def _confirmed_in_field(form: _Form, hit: _Hit, strong: _Positions) -> bool:
-    return any(
-        field == hit.field
-        for other in form.entity.confirmed_by
-        for _, field, _ in strong.get(("actor", other), [])
+    return next(
+        (f for f in forms if any((o, hit.field) in named_in for o in f.entity.confirmed_by)),
+        None,
     )
 
 

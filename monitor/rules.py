@@ -109,14 +109,24 @@ class ArticleView:
         return found
 
     def mentions_of(self, kind: str, entity_id: str, scope: str | None) -> Evidence:
+        found = self._by_entity().get((kind, entity_id), ())
+        if scope is None and self.window is None:
+            return found
         return tuple(
             m
-            for m in self.mentions
-            if m.kind == kind
-            and m.id == entity_id
-            and (scope is None or m.field == scope)
-            and (self.window is None or self.window.holds(m))
+            for m in found
+            if (scope is None or m.field == scope) and (self.window is None or self.window.holds(m))
         )
+
+    def _by_entity(self) -> dict[tuple[str, str], Evidence]:
+        def group() -> dict[tuple[str, str], Evidence]:
+            grouped: dict[tuple[str, str], list[Mention]] = {}
+            for m in self.mentions:
+                grouped.setdefault((m.kind, m.id), []).append(m)
+            return {key: tuple(found) for key, found in grouped.items()}
+
+        found: dict[tuple[str, str], Evidence] = self._cached("mentions", "", group)
+        return found
 
     def in_window(self, found: Evidence) -> Evidence:
         return found if self.window is None else tuple(m for m in found if self.window.holds(m))
@@ -171,10 +181,12 @@ def _sentences(text: str, lang: str) -> list[tuple[int, int]]:
 def _split_at_breaks(text: str, span: tuple[int, int]) -> list[tuple[int, int]]:
     start, end = span
     parts, cursor = [], start
-    for index in (i for i in range(start, end) if text[i] == "\n"):
+    index = text.find("\n", cursor, end)
+    while index >= 0:
         if index > cursor:
             parts.append((cursor, index))
         cursor = index + 1
+        index = text.find("\n", cursor, end)
     if cursor < end:
         parts.append((cursor, end))
     return parts
