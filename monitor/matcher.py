@@ -157,6 +157,9 @@ _ASCII_SPACES = bytes(
     b if chr(b).isalnum() or chr(b) == "'" or b >= 128 else 32 for b in range(256)
 )
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+# Non-ASCII characters met so far, and whether each stands outside words (a space in the
+# word-spaced text). Filled as characters are first met; a dict's item assignment is atomic.
+_OUTSIDE_WORDS: dict[str, bool] = {}
 _HAS_UNSPACED = re.compile("[" + "".join(f"{low}-{high}" for low, high in _UNSPACED) + "]")
 
 
@@ -166,9 +169,14 @@ def word_spaced(text: str) -> str:
     ("xi'an", "o'sullivan"; a possessive "'s" ends the word). A form found between spaces in
     it is a whole word in ``text``."""
     spaced = text.encode("utf-8").translate(_ASCII_SPACES).decode("utf-8")
-    for char in () if text.isascii() else set(_NON_ASCII.findall(spaced)):
-        if not is_word_char(char) or is_unspaced_script(char):
-            spaced = spaced.replace(char, " ")
+    if not text.isascii():
+        for char in set(_NON_ASCII.findall(spaced)):
+            outside = _OUTSIDE_WORDS.get(char)
+            if outside is None:
+                outside = not is_word_char(char) or is_unspaced_script(char)
+                _OUTSIDE_WORDS[char] = outside
+            if outside:
+                spaced = spaced.replace(char, " ")
     if "'" in spaced:
         spaced = _loose_apostrophes(spaced)
     return spaced

@@ -11,6 +11,7 @@ article's own words.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 import unicodedata
 import warnings
@@ -139,6 +140,7 @@ class FoldedText:
         return self.origin[start], self.origin[end - 1] + 1
 
 
+@functools.lru_cache(maxsize=64)  # matching and then every rule read the same fields
 def fold(text: str) -> FoldedText:
     """Fold clean text for matching, keeping the way back to the original offsets.
 

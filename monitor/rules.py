@@ -320,7 +320,8 @@ class NearClause(Clause):
         self.parts, self.distance = (left, right), distance
 
     def test(self, view: ArticleView) -> Evidence | None:
-        left, right = (p.test(view) for p in self.parts)
+        left = self.parts[0].test(view)
+        right = self.parts[1].test(view) if left else None
         if not left or not right:
             return None
         near: dict[Mention, None] = {}
