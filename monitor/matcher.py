@@ -169,6 +169,8 @@ def word_spaced(text: str) -> str:
     ("xi'an", "o'sullivan"; a possessive "'s" ends the word). A form found between spaces in
     it is a whole word in ``text``."""
     spaced = text.encode("utf-8").translate(_ASCII_SPACES).decode("utf-8")
+    if "'" in spaced:
+        spaced = _loose_apostrophes(spaced)
     if not text.isascii():
         for char in set(_NON_ASCII.findall(spaced)):
             outside = _OUTSIDE_WORDS.get(char)
@@ -177,26 +179,22 @@ def word_spaced(text: str) -> str:
                 _OUTSIDE_WORDS[char] = outside
             if outside:
                 spaced = spaced.replace(char, " ")
-    if "'" in spaced:
-        spaced = _loose_apostrophes(spaced)
     return spaced
 
 
 def _loose_apostrophes(text: str) -> str:
+    """Apostrophes outside words become spaces; a possessive "'s" becomes two."""
     pieces, cursor = [], 0
     at = text.find("'")
     while at >= 0:
         after = text[at + 1 : at + 3]
-        joins = (
-            at > 0
-            and text[at - 1] != " "
-            and after[:1] not in ("", " ")
-            and not (after[0] == "s" and after[1:2] in ("", " ", "'"))
-        )
-        if not joins:
+        inside = at > 0 and is_word_char(text[at - 1]) and is_word_char(after[:1] or " ")
+        possessive = inside and after[0] == "s" and not is_word_char(after[1:2] or " ")
+        if possessive or not inside:
+            width = 2 if possessive else 1
             pieces.append(text[cursor:at])
-            pieces.append(" ")
-            cursor = at + 1
+            pieces.append(" " * width)
+            cursor = at + width
         at = text.find("'", at + 1)
     pieces.append(text[cursor:])
     return "".join(pieces)
@@ -212,16 +210,16 @@ class Matcher:
     def __init__(self, watchlist: Watchlist) -> None:
         self.watchlist = watchlist
         self._topics = {t.id: t for t in watchlist.topics}
-        spaced: dict[str, list[_Form]] = {}
+        keys: dict[str, list[_Form]] = {}
         unspaced: dict[str, list[_Form]] = {}
         for entity in watchlist.entities:
             for form in _forms(entity):
                 key = fold_string(form.alias).strip()
                 if _HAS_UNSPACED.search(key):
                     unspaced.setdefault(key, []).append(form)
-                elif words := word_spaced(key).strip():
-                    spaced.setdefault(f" {words} ", []).append(form)
-        self._spaced = _automaton(spaced)
+                elif key:
+                    keys.setdefault(key, []).append(form)
+        self._spaced = _spaced_automaton(keys)
         self._unspaced = _automaton(unspaced)
 
     def find(self, article: Article, on: date | None = None) -> tuple[Mention, ...]:
@@ -264,8 +262,9 @@ class Matcher:
             return found
         if self._spaced is not None:
             padded = f" {word_spaced(text)} "
-            for last, entry in self._spaced.iter(padded):  # " form " ends at ``last``
-                found.append((last - entry.length + 1, last - 1, entry))
+            for last, (length, variants) in self._spaced.iter(padded):  # " words " ends at last
+                start, end = last - length + 1, last - 1
+                found.extend(v.at(text, start, end) for v in variants if v.fits(text, start, end))
         if self._unspaced is not None and not text.isascii() and _HAS_UNSPACED.search(text):
             for last, entry in self._unspaced.iter(text):
                 start, end = last - entry.length + 1, last + 1
@@ -289,6 +288,49 @@ class Matcher:
             if short
             else mentions
         )
+
+
+@dataclass(frozen=True)
+class _Variant:
+    """One folded key behind a word-spaced key: its words, and the punctuation on either side
+    that the text must also have ("u.s." is the words "u.s" and a final ".")."""
+
+    lead: str
+    words: str
+    trail: str
+    entry: _Entry
+
+    def fits(self, text: str, start: int, end: int) -> bool:
+        return (
+            text[start:end] == self.words
+            and text[start - len(self.lead) : start] == self.lead
+            and text[end : end + len(self.trail)] == self.trail
+        )
+
+    def at(self, text: str, start: int, end: int) -> tuple[int, int, _Entry]:
+        return start - len(self.lead), end + len(self.trail), self.entry
+
+
+def _spaced_automaton(keys: dict[str, list[_Form]]) -> ahocorasick.Automaton | None:
+    """The keys by their words, space-padded: each found word-spaced key is checked against
+    the folded text, so punctuation inside a key must be in the text as written."""
+    variants: dict[str, list[_Variant]] = {}
+    for key, forms in keys.items():
+        spaced = word_spaced(key)
+        words = spaced.strip()
+        if not words:
+            continue
+        first = len(spaced) - len(spaced.lstrip())
+        last = first + len(words)
+        variant = _Variant(key[:first], key[first:last], key[last:], _Entry.of(key, forms))
+        variants.setdefault(f" {words} ", []).append(variant)
+    if not variants:
+        return None
+    automaton = ahocorasick.Automaton()
+    for padded, found in variants.items():
+        automaton.add_word(padded, (len(padded), tuple(found)))
+    automaton.make_automaton()
+    return automaton
 
 
 def _automaton(forms: dict[str, list[_Form]]) -> ahocorasick.Automaton | None:

@@ -16,7 +16,7 @@ from monitor.matcher import Matcher
 from monitor.models import Article
 from monitor.parse import read_document
 from monitor.runtime import load_runtime
-from monitor.watchlist import Watchlist, load_watchlist
+from monitor.watchlist import Entity, Watchlist, load_watchlist
 
 WATCHLIST = load_watchlist([REPO / "seeds" / "watchlist.toml"])
 MATCHER = Matcher(WATCHLIST)
@@ -361,3 +361,25 @@ def test_cased_aliases_match_only_as_written(tmp_path: Path, text: str, expected
     )
     mentions = Matcher(load_watchlist([path])).find(Article(title="", text=text))
     assert bool(mentions) is expected
+
+
+@pytest.mark.parametrize(
+    ("alias", "text", "expected"),
+    [
+        ("U.S.", "The U.S. and China", "U.S."),
+        ("U.S.", "U.S.-China ties", "U.S."),
+        ("U.S.", "the US said", None),  # the dots are part of the form
+        ("Wang Yi", "met Wang. Yi then left", None),  # words must stand as written
+        ("Biden-Xi", "the Biden-Xi summit", "Biden-Xi"),
+        ("Biden-Xi", "Biden, Xi to meet", None),
+        ("China's Foreign Ministry", "China’s Foreign Ministry said", "China’s Foreign Ministry"),
+        ("Blinken", "Blinken's trip", "Blinken"),
+        ("Blinken", "Blinken’s trip", "Blinken"),
+        ("Sullivan", "O'Sullivan won", None),
+        ("Xi", "flights to Xi'an", None),
+    ],
+)
+def test_punctuation_in_and_around_forms(alias: str, text: str, expected: str | None) -> None:
+    topic = Entity("topic", "t", alias, (alias,))
+    mentions = Matcher(Watchlist((), (topic,))).find(Article(title="", text=text))
+    assert (mentions[0].text if mentions else None) == expected

@@ -8,12 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.errors import ParseError
-from monitor.matcher import Matcher
+from monitor.matcher import Matcher, ends_word, starts_word
 from monitor.models import Article
 from monitor.normalise import clean_text, fold, html_to_text
 from monitor.parse import parse_feed
 from monitor.rules import ArticleView, compile_query
-from monitor.watchlist import load_watchlist
+from monitor.watchlist import Entity, Watchlist, load_watchlist
 
 WATCHLIST = load_watchlist([REPO / "seeds" / "watchlist.toml"])
 MATCHER = Matcher(WATCHLIST)
@@ -80,3 +80,39 @@ def test_parsing_random_feeds_raises_only_parse_errors(data: bytes) -> None:
         return
     for article in feed.articles:
         MATCHER.find(article)
+
+
+# Whole words: the word-spaced lookup finds exactly what a plain search with boundary checks
+# finds, for forms of letters and spaces in text mixing letters, punctuation, apostrophes and
+# Chinese.
+WORDS = st.sampled_from(
+    ["wang", "yi", "xi", "an", "s", "li", "o", "sullivan", "xi'an", "王毅", "习"]
+)
+GLUE = st.sampled_from([" ", "'", "’", ", ", ".", "-", "", "\n", " ('", "'s ", "_", "é"])
+MIXED = st.lists(st.tuples(WORDS, GLUE), max_size=25).map(
+    lambda parts: "".join(w + g for w, g in parts)
+)
+FORMS = st.lists(
+    st.lists(WORDS.filter(str.isascii), min_size=1, max_size=2).map(" ".join),
+    min_size=1,
+    max_size=4,
+    unique=True,
+)
+
+
+@SETTINGS
+@given(forms=FORMS, text=MIXED)
+def test_whole_words_are_found_as_a_boundary_check_finds_them(forms: list[str], text: str) -> None:
+    entities = tuple(Entity("topic", f"t{i}", form, (form,)) for i, form in enumerate(forms))
+    matcher = Matcher(Watchlist((), entities))
+    folded = fold(clean_text(text)).text
+    found = {(start, end) for start, end, _ in matcher._whole_words(folded)}
+    expected = {
+        (start, start + len(form))
+        for form in forms
+        for start in range(len(folded))
+        if folded.startswith(form, start)
+        and starts_word(folded, start)
+        and ends_word(folded, start + len(form))
+    }
+    assert found == expected
