@@ -40,7 +40,14 @@ from monitor.review import (
 )
 from monitor.rules import ArticleView, Rule, compile_query
 from monitor.runtime import Runtime, load_runtime
-from monitor.store import AlertRecord, ArticleRecord, DeliveryRecord, LogFilter, Store
+from monitor.store import (
+    AlertRecord,
+    ArticleRecord,
+    DeliveryRecord,
+    LogFilter,
+    MatchRecord,
+    Store,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("monitor")
@@ -253,14 +260,15 @@ def explain(config_path: Path | None, article: str, rule_names: Sequence[str]) -
                 raise click.ClickException(f"{article} is neither an article id nor a file")
             candidate = Candidate(str(path), read_document(path, source=""), None)
             recorded = []
-    mentions = Matcher(runtime.watchlist).find(candidate.article)
+    mentions = Matcher(runtime.watchlist).find(candidate.article, candidate.day)
     view = ArticleView(candidate.article, mentions, candidate.seen_at)
     click.echo(f"{candidate.label}: {candidate.article.title[:100]}")
     for line in summarise_evidence(mentions):
         click.echo(f"  {line}")
     versions = {r.rule: r for r in recorded}
     for rule in rules:
-        click.echo("\n".join(_explain_rule(rule, view, versions.get(rule.name))))
+        lines = _explain_rule(rule, view, versions.get(rule.name), logged=article.isdigit())
+        click.echo("\n".join(lines))
 
 
 def _chosen_rules(runtime: Runtime, names: Sequence[str]) -> list[Rule]:
@@ -271,17 +279,24 @@ def _chosen_rules(runtime: Runtime, names: Sequence[str]) -> list[Rule]:
     return [r for r in runtime.rules.rules if not names or r.name in names]
 
 
-def _explain_rule(rule: Rule, view: ArticleView, recorded: Any) -> list[str]:
+def _explain_rule(
+    rule: Rule, view: ArticleView, recorded: MatchRecord | None, *, logged: bool
+) -> list[str]:
     outcome = rule.explain(view)
     state = "matched" if outcome.holds else "did not match"
     off = "" if rule.enabled else ", disabled"
     lines = [f"rule {rule.name} (version {rule.version}{off}): {state}"]
     if recorded is not None:
-        lines.append(
-            f"  the log recorded a match with version {recorded.rule_version or 'unknown'}"
-            + ("" if recorded.rule_version == rule.version else ": the rule has changed since")
-            + (f" (no alert: {recorded.reason})" if not recorded.alerted else "")
-        )
+        if recorded.rule_version is None:
+            change = " (its version was not recorded: it predates versions)"
+        elif recorded.rule_version != rule.version:
+            change = f" with version {recorded.rule_version}: the rule has changed since"
+        else:
+            change = f" with version {recorded.rule_version}"
+        no_alert = f"; no alert: {recorded.reason}" if not recorded.alerted else ""
+        lines.append(f"  the log recorded a match{change}{no_alert}")
+    elif logged:
+        lines.append("  the log recorded no match")
     return lines + render_outcome(outcome)
 
 
@@ -320,8 +335,10 @@ def rules_test(
     Nothing is sent and nothing is written: the report says how many articles would have
     matched, per day, with a sample and its evidence.
     """
-    if (name is None) == (query is None):
+    if name is not None and query is not None:
         raise click.UsageError("give a rule NAME or --query, not both")
+    if name is None and query is None:
+        raise click.UsageError("give a rule NAME or --query")
     try:
         since_at = utc_now() - parse_duration(since) if since else None
     except ValueError as exc:

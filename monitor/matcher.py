@@ -648,6 +648,8 @@ def _title_of_someone(reading: _Reading, hit: _Hit) -> bool:
         at = hit.start - len(lead)
         if folded[max(at, 0) : hit.start] == lead and (hit.field, at) in reading.name_ends:
             return True
+    if hit.field == "title" and reading.title_case:  # every word is capitalised there
+        return False
     text = reading.article.field_text(hit.field)
     _, end = reading.folded[hit.field].span_in_source(hit.start, hit.end)
     words = _WORD.findall(text[end : end + _WINDOW])

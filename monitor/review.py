@@ -28,6 +28,12 @@ class Candidate:
     article: Article
     seen_at: datetime | None  # relative dates in a rule count from here (None: now)
 
+    @property
+    def day(self) -> date | None:
+        """The day that picks role holders: published, else seen (None: today)."""
+        when = self.article.published or self.seen_at
+        return when.date() if when else None
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -76,7 +82,7 @@ def backtest(
     for candidate in candidates:
         report.examined += 1
         article = candidate.article
-        view = ArticleView(article, matcher.find(article), candidate.seen_at)
+        view = ArticleView(article, matcher.find(article, candidate.day), candidate.seen_at)
         hit = rule.evaluate(view)
         if hit is None:
             continue

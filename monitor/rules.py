@@ -332,6 +332,8 @@ class NearClause(Clause):
         return tuple(near) or None
 
     def _close(self, view: ArticleView, a: Mention, b: Mention) -> bool:
+        if a == b:  # one mention is not near itself
+            return False
         first, second = (a, b) if a.start <= b.start else (b, a)
         if second.start < first.end:  # overlapping
             return True
@@ -396,7 +398,7 @@ class RuleClause(Clause):
 class PublishedClause(Clause):
     """The article's publication time (or, undated, the time it is judged) within bounds."""
 
-    def __init__(self, low: Any, high: Any, include_low: bool, include_high: bool) -> None:
+    def __init__(self, low: Any, include_low: bool, high: Any, include_high: bool) -> None:
         self.low, self.high = low, high  # callables: now → datetime, or None
         self.include_low, self.include_high = include_low, include_high
 
@@ -512,7 +514,8 @@ def rule_version(query: str, referenced: Mapping[str, str]) -> str:
 # --- compiling -------------------------------------------------------------------------------
 
 _OPERATORS = re.compile(
-    r"\bNEAR/(?P<near>\d+)\b|\bSENTENCE\s*\(|\bATLEAST\s*\(\s*(?P<atleast>\d+)\s*,"
+    r'(?P<quoted>"(?:\\.|[^"\\])*"|/(?:\\.|[^/\\])+/)'  # left as they are
+    r"|\b(?i:near)/(?P<near>\d+)\b|\bSENTENCE\s*\(|\bATLEAST\s*\(\s*(?P<atleast>\d+)\s*,"
 )
 
 
@@ -526,6 +529,8 @@ class _Rewritten:
         self.anchors: list[tuple[int, int]] = [(0, 0)]  # (position here, position there)
         out, cursor, length = [], 0, 0
         for match in _OPERATORS.finditer(query):
+            if match["quoted"]:
+                continue
             out.append(query[cursor : match.start()])
             length += match.start() - cursor
             if match["near"]:
@@ -562,7 +567,7 @@ class _Compiler:
         self.watchlist = watchlist
         self.queries = queries
         self._done: dict[str, tuple[Clause, frozenset[str]]] = {}
-        self._failed: set[str] = set()
+        self._failed: dict[str, QueryError] = {}
         self._stack: list[str] = []
 
     def named(self, name: str) -> tuple[Clause, frozenset[str]]:
@@ -570,12 +575,12 @@ class _Compiler:
         if name in self._done:
             return self._done[name]
         if name in self._failed:
-            raise QueryError(f"rule:{name} cannot be used: its own query has errors")
+            raise self._failed[name]
         self._stack.append(name)
         try:
             result = self.query(self.queries[name])
-        except QueryError:
-            self._failed.add(name)
+        except QueryError as exc:
+            self._failed[name] = exc
             raise
         finally:
             self._stack.pop()
@@ -588,9 +593,10 @@ class _Compiler:
             parsed = lucene_parser.parse(rewritten.text)
         except (ParseError, IllegalCharacterError) as exc:
             found = _POSITION.search(str(exc))
-            message = str(exc).split(":", 1)[-1].strip().rstrip("!") or "syntax error"
+            message = str(exc).split(":", 1)[-1].strip().rstrip("!")
+            message = " ".join(_POSITION.sub("", message).split()) or "syntax error"
             raise QueryError(
-                f"syntax error: {message}".replace(" at position", " near position"),
+                f"syntax error: {message.removesuffix(' at').removesuffix(' near')}",
                 rewritten.position(int(found.group(1))) if found else None,
             ) from exc
         except Exception as exc:  # luqum raises bare exceptions for some truncated input
@@ -643,8 +649,12 @@ class _OneQuery:
         return self.error(f"{type(node).__name__.lower()} ({node}) is not supported", node)
 
     def _side_by_side(self, node: tree.UnknownOperation, scope: str | None) -> Clause:
-        """Clauses side by side must all hold; ``NEAR/n`` between two of them joins them."""
-        items = list(node.children)
+        """Clauses side by side must all hold."""
+        clauses = self._joined(list(node.children), scope)
+        return clauses[0] if len(clauses) == 1 else AllClause(clauses)
+
+    def _joined(self, items: list[tree.Item], scope: str | None) -> list[Clause]:
+        """The clauses of a sequence, each ``NEAR/n`` joining its two neighbours into one."""
         clauses: list[Clause] = []
         while items:
             item = items.pop(0)
@@ -656,15 +666,26 @@ class _OneQuery:
                 if not items or _near_distance(items[0]) is not None:
                     raise self.error("NEAR/n needs a clause on each side", operator)
                 right = items.pop(0)
-                self._check_near_operand(item)
-                self._check_near_operand(right)
-                near = NearClause(clause, self.compile(right, scope), distance)
-                near.text = f"{clause.text} NEAR/{distance} {self.rewritten.clause_text(right)}"
+                left_text = (
+                    clause.text
+                    if isinstance(clause, NearClause)
+                    else self.rewritten.clause_text(item)
+                )
+                near = NearClause(
+                    self._near_operand(item, clause),
+                    self._near_operand(right, self.compile(right, scope)),
+                    distance,
+                )
+                near.text = f"{left_text} NEAR/{distance} {self.rewritten.clause_text(right)}"
                 clause, item = near, right
             clauses.append(clause)
-        if len(clauses) == 1:
-            return clauses[0]
-        return AllClause(clauses)
+        return clauses
+
+    def _near_operand(self, node: tree.Item, clause: Clause) -> Clause:
+        self._check_near_operand(node)
+        if isinstance(clause, LangClause | PublishedClause | NotClause):
+            raise self.error(f"NEAR/n needs clauses that name words, not {clause.text!r}", node)
+        return clause
 
     def _check_near_operand(self, node: tree.Item) -> None:
         if isinstance(node, tree.AndOperation | tree.OrOperation | tree.Not | tree.Prohibit):
@@ -697,7 +718,7 @@ class _OneQuery:
     def _at_least(self, count: int, child: tree.Item, scope: str | None, node: tree.Item) -> Clause:
         inner = child.children[0] if isinstance(child, tree.FieldGroup) else child
         items = inner.children if isinstance(inner, tree.UnknownOperation) else (inner,)
-        parts = [self.compile(i, scope) for i in items]
+        parts = self._joined(list(items), scope)
         if not 1 <= count <= len(parts):
             raise self.error(f"ATLEAST({count}, …) has {len(parts)} clauses", node)
         return AtLeastClause(count, parts)
@@ -725,7 +746,10 @@ class _OneQuery:
         if name in stack:
             loop = " → ".join([*stack[stack.index(name) :], name])
             raise self.error(f"rule:{name} refers back to itself ({loop})", node)
-        clause, refs = self.compiler.named(name)
+        try:
+            clause, refs = self.compiler.named(name)
+        except QueryError as exc:
+            raise self.error(f"rule:{name} cannot be used: its query has an error", node) from exc
         self.refs.update({name, *refs})
         return RuleClause(name, clause)
 
@@ -737,28 +761,40 @@ class _OneQuery:
         return self._published(node)
 
     def _published(self, node: tree.Item) -> Clause:
-        if isinstance(node, tree.From | tree.To):
-            bound = self._moment(node.a, node)
-            if isinstance(node, tree.From):
-                return PublishedClause(bound, None, node.include, False)
-            return PublishedClause(None, bound, False, node.include)
+        if isinstance(node, tree.From):
+            return PublishedClause(*self._bound(node.a, node, False, node.include), None, False)
+        if isinstance(node, tree.To):
+            return PublishedClause(None, False, *self._bound(node.a, node, True, node.include))
         if isinstance(node, tree.Range):
             return PublishedClause(
-                self._moment(node.low, node),
-                self._moment(node.high, node),
-                node.include_low,
-                node.include_high,
+                *self._bound(node.low, node, False, node.include_low, open_ok=True),
+                *self._bound(node.high, node, True, node.include_high, open_ok=True),
             )
-        if isinstance(node, tree.Word):
-            day = self._moment(node, node)
-            return PublishedClause(day, lambda now: day(now) + _ONE_DAY, True, False)
-        raise self.error("published: takes >, >=, <, <= or [from TO to]", node)
+        if isinstance(node, tree.Word | tree.Phrase):
+            return PublishedClause(
+                *self._bound(node, node, False, True), *self._bound(node, node, True, True)
+            )
+        raise self.error("published: takes a date, >, >=, <, <= or [from TO to]", node)
 
-    def _moment(self, node: tree.Item, where: tree.Item) -> Any:
-        """A time as a function of now: ``now``, ``now-2d``, ``2023-06-18``, an ISO time."""
-        value = str(getattr(node, "value", node)).strip()
+    def _bound(
+        self, node: tree.Item, where: tree.Item, upper: bool, inclusive: bool, open_ok: bool = False
+    ) -> tuple[Any, bool]:
+        """One end of a date range: a function of now, and whether the end is included. A day
+        on its own stands for the whole day: ``<=2023-06-30`` takes in the 30th."""
+        value = str(getattr(node, "value", node)).strip().strip('"')
         if value == "*":
-            return None
+            if not open_ok:
+                raise self.error("published:* is any date: leave the condition out", where)
+            return None, False
+        moment = self._moment(value, where)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return moment, inclusive
+        if upper == inclusive:  # "<= day" and "> day" both reach to the end of the day
+            return (lambda now: moment(now) + _ONE_DAY), not upper
+        return moment, inclusive
+
+    def _moment(self, value: str, where: tree.Item) -> Any:
+        """A time as a function of now: ``now``, ``now-2d``, ``2023-06-18``, an ISO time."""
         relative = re.fullmatch(r"now(?:([-+])(\w+))?", value)
         if relative:
             sign, amount = relative.groups()
@@ -781,6 +817,8 @@ class _OneQuery:
 
     def _words(self, node: tree.Word | tree.Phrase, scope: str | None) -> Clause:
         value = str(node.value)
+        if isinstance(node, tree.Word) and re.match(r"(?i)near(_|/)\d", value):
+            raise self.error("NEAR/n needs a clause on each side", node)
         text = value[1:-1] if isinstance(node, tree.Phrase) else value
         needle = fold_string(text).strip()
         if "*" in needle or "?" in needle:
@@ -802,6 +840,7 @@ class _OneQuery:
         folded = "".join(c if c.isascii() else fold_string(c) for c in source)
         options = re2.Options()
         options.case_sensitive = False
+        options.longest_match = True  # /sanction|sanctions/ finds the whole word "sanctions"
         options.log_errors = False
         try:
             pattern = re2.compile(folded, options)

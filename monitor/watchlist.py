@@ -141,7 +141,7 @@ class _TopicEntry(_Entry):
 
     @model_validator(mode="after")
     def _weighs_its_own_terms(self) -> _TopicEntry:
-        forms = set(self.terms or (self.name,)) | set(self.weak_terms)
+        forms = set(self.terms or (self.name,)) | set(self.weak_terms) | set(self.cased_terms)
         unknown = sorted(set(self.weights) - forms)
         if unknown:
             raise ValueError(f"weights given for {unknown}, which are not among its terms")

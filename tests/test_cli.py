@@ -313,6 +313,7 @@ def test_explain_shows_each_rule_and_the_clause_that_failed(cli: CliRunner, poll
     assert other.exit_code == 0, other.output
     assert "principals-meet" in other.stdout and ": did not match" in other.stdout
     assert "✗ SENTENCE(actor:antony-blinken actor:wang-yi)" in other.stdout
+    assert "the log recorded no match" in other.stdout
     assert "rule trial" not in other.stdout
 
     assert "no article 999" in cli.invoke(main, ["explain", "999", "-c", str(polled)]).output

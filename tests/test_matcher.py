@@ -271,6 +271,12 @@ def on(day: str) -> datetime:
         ("Talks", "Chinese foreign minister Li Zhaoxing said", "2023-06-18", set()),
         ("Talks", "China's foreign minister Wang Yi said", "2023-06-18", {"wang-yi"}),
         ("Talks", "Wang Yi, China's foreign minister, said", "2023-06-18", {"wang-yi"}),
+        (
+            "China's Foreign Minister Meets Blinken In Beijing",
+            "",
+            "2023-03-01",
+            {"qin-gang", "antony-blinken"},
+        ),
         ("Talks", "Xi Jinping, the Chinese foreign minister's host", "2023-06-18", {"xi-jinping"}),
         ("Talks", "Wang said China's foreign minister would come", "2023-06-18", {"qin-gang"}),
         # other scripts: no spaces in Chinese, and a change of script is a boundary

@@ -100,6 +100,25 @@ def holds(query: str, view: ArticleView = VIEW) -> bool:
         ("published:>=2023-03-01", False),
         ("published:>2023-02-18T23:00:00Z", True),
         ("lang:en", False),  # the item does not say
+        # a day stands for the whole day at either end of a range
+        ("published:[2023-02-01 TO 2023-02-18]", True),
+        ("published:<=2023-02-18", True),
+        ("published:<2023-02-18", False),
+        ("published:>2023-02-18", False),
+        ("published:>=2023-02-18", True),
+        ("published:{2023-02-18 TO *]", False),
+        ("published:[* TO 2023-02-18]", True),
+        ('published:>="2023-02-19T00:30:00+01:00"', True),  # 23:30 UTC, before 23:57
+        # a mention is not near itself, and NEAR works inside ATLEAST
+        ("(munich OR berlin) NEAR/0 (munich OR berlin)", False),
+        ("ATLEAST(1, munich NEAR/0 saturday)", False),
+        ("ATLEAST(1, munich NEAR/1 saturday)", True),
+        ("munich near/1 saturday", True),
+        # RE2 finds the longest alternative, so whole words are not missed
+        ("/condemn|condemned/", True),
+        # operators are not rewritten inside phrases and regular expressions
+        ('"munich NEAR/3 saturday"', False),
+        ("/SENTENCE(x)/", False),
     ],
 )
 def test_queries(query: str, expected: bool) -> None:
@@ -210,6 +229,9 @@ def test_evidence_names_what_matched() -> None:
         ("rule:nothing", "unknown rule or query 'nothing'", 5),
         ("actor:antony-blinken^2", "applies to topic: only", 6),
         ('"blinken wang"~5', "use NEAR/n", 0),
+        ("published:*", "published:* is any date", 10),
+        ("munich OR NEAR/3", "NEAR/n needs a clause on each side", 10),
+        ("lang:en NEAR/3 munich", "NEAR/n needs clauses that name words", 0),
     ],
 )
 def test_bad_queries(query: str, message: str, position: int | None) -> None:
@@ -238,3 +260,32 @@ def test_disabled_rules_do_not_match() -> None:
         [RuleConfig(name="off", query="actor:antony-blinken", enabled=False)], WATCHLIST, "x"
     )
     assert rules.evaluate(ARTICLE, VIEW.mentions) == ()
+
+
+def test_a_syntax_error_names_one_position() -> None:
+    with pytest.raises(QueryError) as caught:
+        compile_query("SENTENCE(munich tweet))", WATCHLIST)
+    assert "position" not in str(caught.value).split(" at position")[0]
+    assert caught.value.position == 22
+
+
+def test_an_error_in_a_referenced_rule_is_reported_where_it_is() -> None:
+    with pytest.raises(ConfigError) as caught:
+        compile_rules(
+            [
+                RuleConfig(name="a", query="rule:b munich"),
+                RuleConfig(name="b", query="actor:nobody"),
+            ],
+            WATCHLIST,
+            "x",
+        )
+    problems = [str(p) for p in caught.value.problems]
+    assert problems == [
+        "x: rules[0] (a).query: rule:b cannot be used: its query has an error at position 5",
+        "x: rules[1] (b).query: unknown actor id 'nobody' (not in the watchlist) at position 6",
+    ]
+
+
+def test_explain_writes_a_near_as_it_was_written() -> None:
+    outcome = compile_query("(munich OR deal) NEAR/5 actor:wang-yi", WATCHLIST).explain(VIEW)
+    assert outcome.clause == "(munich OR deal) NEAR/5 actor:wang-yi"
