@@ -46,6 +46,7 @@ from monitor.store import (
     DeliveryRecord,
     LogFilter,
     MatchRecord,
+    SourceHealth,
     Store,
 )
 
@@ -407,6 +408,58 @@ def _report_json(report: BacktestReport) -> str:
     )
 
 
+@main.command()
+@config_option
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def sources(config_path: Path | None, fmt: str) -> None:
+    """How every source is doing: status, last success, last error, failures in a row, next
+    check, new items per day and coverage gaps over the last week."""
+    with _errors():
+        config = _config(config_path)
+        store = Store.open(config.database.url, must_exist=True)
+        try:
+            store.upgrade()
+            store.sync_sources(config.sources, utc_now())
+            health = store.sources_health(utc_now())
+        finally:
+            store.close()
+    configured = {s.name for s in config.sources}
+    health = [h for h in health if h.name in configured]
+    if fmt == "json":
+        for h in health:
+            click.echo(json.dumps(asdict(h), ensure_ascii=False, default=_iso))
+        return
+    headers = ["source", "status", "last success", "failures", "next check", "items/day", "gaps"]
+    rows = [_health_row(h) for h in health]
+    click.echo(_columns(headers, rows))
+    for h in health:
+        if h.last_error:
+            click.echo(f"{h.name}: {h.last_error}")
+
+
+def _health_row(health: SourceHealth) -> list[str]:
+    def when(value: datetime | None) -> str:
+        return f"{value:%Y-%m-%d %H:%M}" if value else "-"
+
+    return [
+        health.name,
+        health.status,
+        when(health.last_success_at),
+        str(health.error_count),
+        when(health.next_check_at),
+        f"{health.items_per_day:.1f}",
+        str(health.overflows),
+    ]
+
+
+def _columns(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [min(max(len(h), *(len(r[i]) for r in rows)), 50) for i, h in enumerate(headers)]
+    fmt_row = "  ".join(f"{{:{w}.{w}}}" for w in widths)
+    return "\n".join([fmt_row.format(*headers), *(fmt_row.format(*r) for r in rows)])
+
+
 @main.command("log")
 @config_option
 @click.argument("what", type=click.Choice(["articles", "alerts"]))
@@ -462,15 +515,12 @@ def _iso(value: object) -> str:
 def _table(records: Sequence[ArticleRecord | AlertRecord], what: str) -> str:
     if not records:
         return f"no {what} match"
-    rows = [_row(r) for r in records]
     headers = (
         ["id", "fetched", "source", "title", "actors", "topics", "rules"]
         if what == "articles"
         else ["id", "created", "rule", "source", "title", "deliveries"]
     )
-    widths = [min(max(len(h), *(len(r[i]) for r in rows)), 50) for i, h in enumerate(headers)]
-    fmt_row = "  ".join(f"{{:{w}.{w}}}" for w in widths)
-    return "\n".join([fmt_row.format(*headers), *(fmt_row.format(*r) for r in rows)])
+    return _columns(headers, [_row(r) for r in records])
 
 
 def _row(record: ArticleRecord | AlertRecord) -> list[str]:

@@ -90,6 +90,9 @@ class FetchConfig(_Section):
     deadline: Duration = timedelta(seconds=FetchSettings.deadline)  # a whole fetch
     max_bytes: StrictInt = Field(default=FetchSettings.max_bytes, gt=0)  # counted while streaming
     user_agent: str = FetchSettings.user_agent
+    per_host: StrictInt = Field(default=2, ge=1, le=64)  # requests to one host at once
+    # after this many 304 Not Modified in a row, fetch once without validators and compare
+    unconditional_after: StrictInt = Field(default=20, ge=1)
 
     def settings(self) -> FetchSettings:
         return FetchSettings(
@@ -105,6 +108,9 @@ class DaemonConfig(_Section):
     concurrency: StrictInt = Field(default=4, ge=1, le=64)  # sources fetched at once
     delivery_tick: Duration = timedelta(seconds=5)  # how often the outbox is drained
     retry_base: Duration = timedelta(seconds=30)  # first retry delay, doubled per failure
+    max_interval: Duration = timedelta(hours=6)  # the longest wait, whatever a server asks
+    disable_after: StrictInt = Field(default=10, ge=1)  # failures in a row that disable a source
+    reprobe_interval: Duration = timedelta(hours=12)  # how often a disabled source is tried
 
 
 class SourceConfig(_Section):
@@ -115,6 +121,9 @@ class SourceConfig(_Section):
     enabled: StrictBool = True
     # On the first poll, alert only on items published this recently ("all": every item).
     backfill: Backfill = timedelta(0)
+    # Poll more often when the source publishes often: between min_interval and interval.
+    adaptive: StrictBool = False
+    min_interval: Duration = timedelta(minutes=5)
 
     @field_validator("url")
     @classmethod

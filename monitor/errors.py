@@ -15,6 +15,7 @@ Library code raises these; only ``monitor.cli`` prints them and chooses exit cod
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -44,8 +45,15 @@ class ConfigError(MonitorError):
 class FetchError(MonitorError):
     """A source could not be fetched."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.status = status
+        self.headers = dict(headers or {})  # the response's, lower-case names (Retry-After)
         super().__init__(message)
 
 

@@ -241,7 +241,11 @@ def _validators(etag: str | None, last_modified: str | None) -> dict[str, str]:
 def _raise_for_status(url: str, response: httpx.Response) -> None:
     status = response.status_code
     if status >= 400:
-        raise FetchError(f"{url}: HTTP {status} {response.reason_phrase or 'error'}", status=status)
+        raise FetchError(
+            f"{url}: HTTP {status} {response.reason_phrase or 'error'}",
+            status=status,
+            headers={name.lower(): value for name, value in response.headers.items()},
+        )
 
 
 def _timed(chunks: Iterator[bytes], deadline: float, url: str) -> Iterator[bytes]:

@@ -43,6 +43,8 @@ class ParsedFeed:
     articles: tuple[Article, ...]
     title: str = ""
     ttl_minutes: int | None = None
+    update_period: str | None = None  # sy:updatePeriod (hourly, daily …)
+    update_frequency: str | None = None  # sy:updateFrequency (times per period)
     warning: str | None = None  # the parser's complaint when it still found entries (bozo)
 
 
@@ -144,6 +146,8 @@ class SourceState:
     error_count: int
     last_error: str | None
     last_success_at: datetime | None
+    not_modified_streak: int = 0  # 304 answers in a row
+    disabled_at: datetime | None = None  # set after too many failures; re-probed slowly
 
     @property
     def first_poll(self) -> bool:
@@ -163,6 +167,8 @@ class FetchOutcome:
     error: str | None = None
     etag: str | None = None
     last_modified: str | None = None
+    disabled: bool = False  # a failure that disables the source (too many in a row)
+    overflow: bool = False  # every item was new: some may have scrolled off unseen
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,8 @@ def _parse_xml_feed(data: bytes, headers: dict[str, str], source: str) -> Parsed
         articles=articles,
         title=_detail_text(feed, "title"),
         ttl_minutes=_ttl(feed),
+        update_period=_optional_text(_raw(feed, "sy_updateperiod")),
+        update_frequency=_optional_text(_raw(feed, "sy_updatefrequency")),
         warning=_describe(problem) if problem is not None else None,
     )
 

@@ -4,23 +4,26 @@
 
 A poll reads what the database knows of the source, fetches and parses it, keeps only articles
 not seen before, matches them, decides which rule hits alert, and writes all of it in one
-transaction. A broken source is recorded on the source with its error and retried later with
-backoff; it never stops the others. Delivery drains the outbox: each pending delivery is sent,
-then marked sent, or its failure recorded with a retry time (exponential backoff with jitter).
+transaction, with the source's next check (see ``monitor.schedule``). A broken source is
+recorded on the source with its error and retried later with backoff, and disabled (re-probed
+slowly) after failing too often; it never stops the others. Delivery drains the outbox: each
+pending delivery is sent, then marked sent, or its failure recorded with a retry time
+(exponential backoff with jitter).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
+from urllib.parse import urlsplit
 
 from monitor.config import BACKFILL_ALL, SourceConfig
 from monitor.errors import DeliveryError, FetchError, MonitorError, ParseError, StoreError
@@ -39,12 +42,20 @@ from monitor.models import (
 )
 from monitor.parse import parse_feed
 from monitor.runtime import Runtime
+from monitor.schedule import (
+    Hints,
+    adaptive_interval,
+    backoff,
+    header_hints,
+    next_check,
+    retry_after,
+    update_period,
+)
 from monitor.store import PROBE_AFTER, Store
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-MAX_SOURCE_BACKOFF = timedelta(hours=6)  # a failing source is retried at least this often
 MAX_DELIVERY_BACKOFF = timedelta(hours=1)  # a failing channel is retried at least this often
 MAX_PROBES = 3  # deliveries tried, one round, past one its channel keeps refusing
 
@@ -79,6 +90,8 @@ class _Fetched:
     warning: str | None = None
     items: int | None = None  # items the source holds, when more than the articles read
     only_new: bool = False  # the articles were checked against the store already
+    hints: Hints = field(default_factory=Hints)  # when the source asks to be polled again
+    unconditional: bool = False  # fetched without validators, to check them
 
 
 class Pipeline:
@@ -101,6 +114,8 @@ class Pipeline:
             (e.kind, e.id): e.name for e in runtime.watchlist.entities
         }
         self._sources = {s.name: s for s in runtime.config.sources if s.enabled}
+        self._hosts: dict[str, threading.BoundedSemaphore] = {}
+        self._hosts_lock = threading.Lock()
 
     @classmethod
     def open(cls, runtime: Runtime) -> Pipeline:
@@ -164,17 +179,20 @@ class Pipeline:
             if not isinstance(exc, FetchError | ParseError):
                 log.exception("unexpected error polling source=%s", source.name)
             return self._record_failure(source, state, started, clock_start, exc)
+        overflow = _overflowed(fetched, state, len(new))
         outcome = FetchOutcome(
             started_at=started,
             status=fetched.status,
             duration_ms=int((time.monotonic() - clock_start) * 1000),
-            next_check_at=started + source.interval,
+            next_check_at=self._next_check(source, state, fetched, overflow, started),
             http_status=fetched.http_status,
             items=fetched.items if fetched.items is not None else len(fetched.articles),
             error=fetched.warning,
             etag=fetched.etag,
             last_modified=fetched.last_modified,
+            overflow=overflow,
         )
+        self._report_coverage(source, state, fetched, overflow, len(new))
         added = self.store.save_poll(state, outcome, new)
         alerts = sum(1 for item in new for plan in item.alerts if plan.suppressed is None)
         log.info(
@@ -187,22 +205,96 @@ class Pipeline:
         )
         return PollReport(source.name, fetched.status, outcome.items, added, alerts)
 
+    def _next_check(
+        self,
+        source: SourceConfig,
+        state: SourceState,
+        fetched: _Fetched,
+        overflow: bool,
+        now: datetime,
+    ) -> datetime:
+        """The source's interval (adapted to its rhythm, halved after an overflow) or later,
+        if the source asked for that."""
+        interval = source.interval
+        if source.adaptive:
+            per_day = self.store.items_per_day(state.id, now)
+            interval = adaptive_interval(per_day, source.min_interval, source.interval)
+        if overflow:
+            interval = max(source.min_interval, interval / 2)
+        hints = Hints() if overflow else fetched.hints
+        at, reason = next_check(now, interval, hints, self.runtime.config.daemon.max_interval)
+        if reason:
+            log.debug("source asks to wait source=%s hint=%s until=%s", source.name, reason, at)
+        return at
+
+    def _report_coverage(
+        self, source: SourceConfig, state: SourceState, fetched: _Fetched, overflow: bool, new: int
+    ) -> None:
+        if overflow:
+            log.warning(
+                "coverage: every item was new, some may have scrolled off since the last poll;"
+                " polling sooner source=%s items=%d",
+                source.name,
+                new,
+            )
+        if fetched.unconditional and new:
+            log.warning(
+                "the server answered 304 Not Modified %d times in a row but had new items:"
+                " its validators cannot be trusted source=%s new=%d",
+                state.not_modified_streak,
+                source.name,
+                new,
+            )
+
+    @contextmanager
+    def _host_slot(self, url: str) -> Iterator[None]:
+        """At most ``[fetch] per_host`` requests to one host at a time."""
+        host = (urlsplit(url).hostname or "").lower()
+        with self._hosts_lock:
+            slot = self._hosts.get(host)
+            if slot is None:
+                slot = threading.BoundedSemaphore(self.runtime.config.fetch.per_host)
+                self._hosts[host] = slot
+        with slot:
+            yield
+
     def _fetch(self, source: SourceConfig, state: SourceState) -> _Fetched:
         if source.path is not None:
             return self._read_folder(source, state)
         assert source.url is not None
-        result = self.fetcher.fetch(source.url, etag=state.etag, last_modified=state.last_modified)
+        unconditional = state.not_modified_streak >= self.runtime.config.fetch.unconditional_after
+        etag, modified = (None, None) if unconditional else (state.etag, state.last_modified)
+        with self._host_slot(source.url):
+            result = self.fetcher.fetch(source.url, etag=etag, last_modified=modified)
+        hints = header_hints(result.headers, self.clock())
         if result.not_modified:
-            return _Fetched([], "not_modified", result.status, state.etag, state.last_modified)
+            return _Fetched(
+                [], "not_modified", result.status, state.etag, state.last_modified, hints=hints
+            )
         headers = {"content-location": result.url, **result.headers}  # resolves relative links
         feed = parse_feed(result.body, headers=headers, source=source.name)
+        hints = Hints(
+            retry_after=hints.retry_after,
+            fresh_until=hints.fresh_until,
+            ttl=timedelta(minutes=feed.ttl_minutes) if feed.ttl_minutes else None,
+            update_period=update_period(feed.update_period, feed.update_frequency),
+        )
         if feed.warning:
             log.warning(
                 "feed is malformed but usable source=%s error=%s", source.name, feed.warning
             )
         keys = article_keys(feed.articles)
         pairs = list(zip(keys, feed.articles, strict=True))
-        return _Fetched(pairs, "ok", result.status, result.etag, result.last_modified, feed.warning)
+        return _Fetched(
+            pairs,
+            "ok",
+            result.status,
+            result.etag,
+            result.last_modified,
+            feed.warning,
+            hints=hints,
+            unconditional=unconditional,
+        )
 
     def _read_folder(self, source: SourceConfig, state: SourceState) -> _Fetched:
         """Only the documents not stored yet are read."""
@@ -267,21 +359,33 @@ class Pipeline:
         exc: Exception,
     ) -> PollReport:
         error = describe(exc)
-        delay = _backoff(source.interval, state.error_count + 1, MAX_SOURCE_BACKOFF)
+        daemon = self.runtime.config.daemon
+        failures = state.error_count + 1
+        disabled = failures >= daemon.disable_after
+        retry_at = started + backoff(source.interval, failures, daemon.max_interval)
+        if isinstance(exc, FetchError) and exc.status in (429, 503):
+            asked = retry_after(exc.headers, started)
+            if asked and asked > retry_at:  # the server said when; never past the longest wait
+                retry_at = min(asked, started + max(daemon.max_interval, source.interval))
+        if disabled:
+            retry_at = max(retry_at, started + daemon.reprobe_interval)
         outcome = FetchOutcome(
             started_at=started,
             status="error",
             duration_ms=int((time.monotonic() - clock_start) * 1000),
-            next_check_at=started + delay,
+            next_check_at=retry_at,
             http_status=getattr(exc, "status", None),
             error=error,
+            disabled=disabled,
         )
         self.store.save_poll(state, outcome, [])
         log.warning(
-            "source failed source=%s error=%s retry_in=%ds",
+            "source failed source=%s error=%s failures=%d retry_in=%ds%s",
             source.name,
             error,
-            delay.total_seconds(),
+            failures,
+            (retry_at - started).total_seconds(),
+            " disabled=true" if disabled and state.disabled_at is None else "",
         )
         return PollReport(source.name, "error", 0, 0, 0, error)
 
@@ -355,7 +459,7 @@ class Pipeline:
         if claim is None:
             return _Result(_Attempt.TAKEN, now, delivery.attempts, delivery.set_aside)
         attempts = claim.attempts + 1
-        retry_at = now + _backoff(
+        retry_at = now + backoff(
             self.runtime.config.daemon.retry_base, attempts, MAX_DELIVERY_BACKOFF
         )
         channel = self.runtime.channels.get(delivery.channel)
@@ -424,7 +528,12 @@ def _alerts_on(article: Article, source: SourceConfig, state: SourceState, now: 
     return article.published >= now - source.backfill
 
 
-def _backoff(base: timedelta, failures: int, ceiling: timedelta) -> timedelta:
-    """base × 2^(failures-1) plus up to 25% jitter (so retries do not move in step), capped."""
-    jittered: timedelta = base * (2 ** min(failures - 1, 20)) * random.uniform(1.0, 1.25)
-    return min(jittered, max(ceiling, base))
+def _overflowed(fetched: _Fetched, state: SourceState, new: int) -> bool:
+    """Every item of a feed new, past the first poll: items may have scrolled off unseen."""
+    return (
+        fetched.status == "ok"
+        and not fetched.only_new
+        and not state.first_poll
+        and len(fetched.articles) >= 2
+        and new == len(fetched.articles)
+    )

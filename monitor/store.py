@@ -95,6 +95,25 @@ class ArticleRecord:
 
 
 @dataclass(frozen=True)
+class SourceHealth:
+    """How a source is doing, for ``monitor sources``."""
+
+    name: str
+    location: str
+    status: str  # new | ok | failing | disabled
+    last_success_at: datetime | None
+    last_error: str | None
+    error_count: int  # failures in a row
+    next_check_at: datetime | None
+    items_per_day: float  # new items per day over the last week (or since it was added)
+    overflows: int  # polls in the last week that found every item new
+
+
+#: The window over which a source's rhythm is measured.
+RHYTHM_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True)
 class StoredArticle:
     """An article read back from the log, to be matched again (``rules test``, ``explain``)."""
 
@@ -317,6 +336,8 @@ class Store:
             error_count=row.error_count,
             last_error=row.last_error,
             last_success_at=row.last_success_at,
+            not_modified_streak=row.not_modified_streak,
+            disabled_at=row.disabled_at,
         )
 
     def due_sources(self, names: Sequence[str], now: datetime) -> list[str]:
@@ -363,6 +384,7 @@ class Store:
                     items=outcome.items,
                     new_items=added,
                     error=outcome.error,
+                    overflow=outcome.overflow,
                 )
             )
             conn.execute(
@@ -600,6 +622,54 @@ class Store:
             for r in rows
         ]
 
+    def sources_health(self, now: datetime) -> list[SourceHealth]:
+        since = now - RHYTHM_WINDOW
+        with self._read() as conn:
+            rows = conn.execute(
+                select(
+                    SourceRow.id,
+                    SourceRow.name,
+                    SourceRow.location,
+                    SourceRow.created_at,
+                    SourceRow.last_success_at,
+                    SourceRow.last_error,
+                    SourceRow.error_count,
+                    SourceRow.next_check_at,
+                    SourceRow.disabled_at,
+                ).order_by(SourceRow.name)
+            ).all()
+            new_items = dict(_per_source(conn, func.count(ArticleRow.id), ArticleRow, since))
+            overflows = dict(
+                _per_source(conn, func.count(FetchRow.id), FetchRow, since, FetchRow.overflow)
+            )
+        return [
+            SourceHealth(
+                name=r.name,
+                location=r.location,
+                status=_status(r),
+                last_success_at=r.last_success_at,
+                last_error=r.last_error,
+                error_count=r.error_count,
+                next_check_at=r.next_check_at,
+                items_per_day=_per_day(new_items.get(r.id, 0), r.created_at, now),
+                overflows=overflows.get(r.id, 0),
+            )
+            for r in rows
+        ]
+
+    def items_per_day(self, source_id: int, now: datetime) -> float:
+        """New items a day over the last week, or since the source was added."""
+        with self._read() as conn:
+            created = conn.execute(
+                select(SourceRow.created_at).where(SourceRow.id == source_id)
+            ).scalar_one()
+            count = conn.execute(
+                select(func.count(ArticleRow.id))
+                .where(ArticleRow.source_id == source_id)
+                .where(ArticleRow.fetched_at >= now - RHYTHM_WINDOW)
+            ).scalar_one()
+        return _per_day(int(count), created, now)
+
     def count_articles(self, since: datetime | None, source: str | None) -> int:
         query = select(func.count(ArticleRow.id)).join(
             SourceRow, SourceRow.id == ArticleRow.source_id
@@ -741,11 +811,49 @@ def _schedule(outcome: FetchOutcome) -> dict[str, Any]:
     }
     if outcome.status == "error":
         values |= {"error_count": SourceRow.error_count + 1, "last_error": outcome.error}
+        if outcome.disabled:
+            values["disabled_at"] = func.coalesce(SourceRow.disabled_at, outcome.started_at)
         return values
-    values |= {"error_count": 0, "last_error": None, "last_success_at": outcome.started_at}
+    values |= {
+        "error_count": 0,
+        "last_error": None,
+        "last_success_at": outcome.started_at,
+        "disabled_at": None,
+    }
     if outcome.status == "ok":
-        values |= {"etag": outcome.etag, "last_modified": outcome.last_modified}
+        values |= {
+            "etag": outcome.etag,
+            "last_modified": outcome.last_modified,
+            "not_modified_streak": 0,
+        }
+    else:
+        values["not_modified_streak"] = SourceRow.not_modified_streak + 1
     return values
+
+
+def _per_source(
+    conn: Connection, counted: Any, table: Any, since: datetime, *conditions: Any
+) -> list[tuple[int, int]]:
+    """(source id, count) of a table's rows since ``since`` (articles by fetch time, fetches
+    by start)."""
+    when = table.fetched_at if table is ArticleRow else table.started_at
+    query = select(table.source_id, counted).where(when >= since)
+    for condition in conditions:
+        query = query.where(condition)
+    return [(r[0], int(r[1])) for r in conn.execute(query.group_by(table.source_id)).all()]
+
+
+def _per_day(count: int, created_at: datetime, now: datetime) -> float:
+    observed = min(RHYTHM_WINDOW, max(now - created_at, timedelta(hours=1)))
+    return count / (observed / timedelta(days=1))
+
+
+def _status(row: Any) -> str:
+    if row.disabled_at is not None:
+        return "disabled"
+    if row.error_count:
+        return "failing"
+    return "ok" if row.last_success_at else "new"
 
 
 def _article_query() -> Any:

@@ -70,6 +70,8 @@ class SourceRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    not_modified_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # too many failures
 
 
 class FetchRow(Base):
@@ -83,6 +85,7 @@ class FetchRow(Base):
     items: Mapped[int] = mapped_column(Integer, default=0)  # items the feed held
     new_items: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    overflow: Mapped[bool] = mapped_column(default=False, server_default=false())  # all new
     __table_args__ = (Index("ix_fetches_source_started", "source_id", "started_at"),)
 
 

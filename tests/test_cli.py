@@ -27,6 +27,7 @@ COMMANDS = [
     ["explain"],
     ["rules"],
     ["rules", "test"],
+    ["sources"],
 ]
 
 
@@ -377,3 +378,20 @@ def test_rules_test_on_a_folder_and_its_mistakes(cli: CliRunner, tmp_path: Path)
         bad.exit_code == 1
         and "unknown actor id 'nobody' (not in the watchlist) at position 6" in bad.output
     )
+
+
+def test_sources_shows_each_sources_health(cli: CliRunner, polled: Path) -> None:
+    table = cli.invoke(main, ["sources", "-c", str(polled)])
+    assert table.exit_code == 0, table.output
+    header, row = table.stdout.splitlines()[:2]
+    assert header.split()[:2] == ["source", "status"]
+    assert row.split()[:2] == ["seeds", "ok"]
+    [record] = [
+        json.loads(line)
+        for line in cli.invoke(
+            main, ["sources", "--format", "json", "-c", str(polled)]
+        ).stdout.splitlines()
+    ]
+    assert record["name"] == "seeds" and record["status"] == "ok"
+    assert record["error_count"] == 0 and record["overflows"] == 0
+    assert record["items_per_day"] == 5 * 24  # five documents in the source's first hour

@@ -189,14 +189,20 @@ def test_processes_starting_together_migrate_one_after_the_other(tmp_path: Path)
 
 
 def test_upgrading_a_database_with_matches_keeps_them(store: Store) -> None:
-    """0002 → 0003 on a database that already holds an article and its match."""
+    """0002 → head on a database that already holds a source, an article and its match."""
     config = AlembicConfig()
     config.set_main_option("script_location", str(migrations_dir()))
     with store.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, "0002")
-    store.sync_sources([SourceConfig(name="feed", url="http://127.0.0.1/feed")], NOW)
-    with store.engine.begin() as conn:
+    with store.engine.begin() as conn:  # as that version wrote them, in plain SQL
+        conn.execute(
+            text(
+                "insert into sources (name, location, created_at, error_count)"
+                " values ('feed', 'http://127.0.0.1/feed', :now, 0)"
+            ),
+            {"now": NOW},
+        )
         conn.execute(
             text(
                 "insert into articles (source_id, key, title, summary, text, fetched_at)"
