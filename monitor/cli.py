@@ -46,6 +46,7 @@ from monitor.store import (
     DeliveryRecord,
     LogFilter,
     MatchRecord,
+    OpsEvent,
     SourceHealth,
     Store,
 )
@@ -462,7 +463,7 @@ def _columns(headers: list[str], rows: list[list[str]]) -> str:
 
 @main.command("log")
 @config_option
-@click.argument("what", type=click.Choice(["articles", "alerts"]))
+@click.argument("what", type=click.Choice(["articles", "alerts", "ops"]))
 @click.option("--actor", help="Only those naming this actor id.")
 @click.option("--topic", help="Only those about this topic id.")
 @click.option("--rule", help="Only those matched by this rule.")
@@ -494,9 +495,11 @@ def log_command(
         store = Store.open(_config(config_path).database.url, must_exist=True)
         store.upgrade()
         query = LogFilter(since=since_at, limit=limit, **filters)
-        records: Sequence[ArticleRecord | AlertRecord] = (
-            store.articles(query) if what == "articles" else store.alerts(query)
-        )
+        records: Sequence[ArticleRecord | AlertRecord | OpsEvent]
+        if what == "ops":
+            records = store.ops_events(limit=limit)
+        else:
+            records = store.articles(query) if what == "articles" else store.alerts(query)
         store.close()
     if fmt == "json":
         for record in records:
@@ -512,18 +515,24 @@ def _iso(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _table(records: Sequence[ArticleRecord | AlertRecord], what: str) -> str:
+_HEADERS = {
+    "articles": ["id", "fetched", "source", "title", "actors", "topics", "rules"],
+    "alerts": ["id", "created", "rule", "source", "title", "deliveries"],
+    "ops": ["id", "opened", "cleared", "kind", "subject", "message"],
+}
+
+
+def _table(records: Sequence[ArticleRecord | AlertRecord | OpsEvent], what: str) -> str:
     if not records:
         return f"no {what} match"
-    headers = (
-        ["id", "fetched", "source", "title", "actors", "topics", "rules"]
-        if what == "articles"
-        else ["id", "created", "rule", "source", "title", "deliveries"]
-    )
-    return _columns(headers, [_row(r) for r in records])
+    return _columns(_HEADERS[what], [_row(r) for r in records])
 
 
-def _row(record: ArticleRecord | AlertRecord) -> list[str]:
+def _row(record: ArticleRecord | AlertRecord | OpsEvent) -> list[str]:
+    if isinstance(record, OpsEvent):
+        cleared = f"{record.resolved_at:%Y-%m-%d %H:%M}" if record.resolved_at else "-"
+        opened = f"{record.opened_at:%Y-%m-%d %H:%M}"
+        return [str(record.id), opened, cleared, record.kind, record.subject, record.message]
     if isinstance(record, ArticleRecord):
         return [
             str(record.id),

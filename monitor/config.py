@@ -111,6 +111,9 @@ class DaemonConfig(_Section):
     max_interval: Duration = timedelta(hours=6)  # the longest wait, whatever a server asks
     disable_after: StrictInt = Field(default=10, ge=1)  # failures in a row that disable a source
     reprobe_interval: Duration = timedelta(hours=12)  # how often a disabled source is tried
+    ops_channel: str | None = None  # where operational alerts go (None: the log only)
+    ops_interval: Duration = timedelta(minutes=1)  # how often sources and channels are checked
+    channel_down_after: Duration = timedelta(hours=1)  # failing this long is an ops alert
 
 
 class SourceConfig(_Section):
@@ -289,6 +292,11 @@ def cross_check(config: Config) -> list[Problem]:
         where = f"{config.origin}: queries.{name}"
         problems.append(Problem(where, f"a rule is named {name!r} too: rule:{name} is ambiguous"))
     channel_names = {c.name for c in config.channels}
+    ops = config.daemon.ops_channel
+    if ops is not None and ops not in channel_names:
+        known = ", ".join(sorted(channel_names)) or "none defined"
+        where = f"{config.origin}: daemon.ops_channel"
+        problems.append(Problem(where, f"unknown channel {ops!r} (channels: {known})"))
     for index, rule in enumerate(config.rules):
         for name in rule.channels:
             if name not in channel_names:

@@ -46,7 +46,12 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
-        for job, every in ((self._tick, settings.tick), (self._deliver, settings.delivery_tick)):
+        jobs = (
+            (self._tick, settings.tick),
+            (self._deliver, settings.delivery_tick),
+            (self._operations, settings.ops_interval),
+        )
+        for job, every in jobs:
             self._scheduler.add_job(
                 job,
                 "interval",
@@ -129,6 +134,15 @@ class Daemon:
             return
         with contextlib.suppress(JobLookupError, SchedulerNotRunningError):
             self._scheduler.modify_job("deliver", next_run_time=utc_now())
+
+    def _operations(self) -> None:
+        """The ops job: sources disabled or silent, channels down."""
+        try:
+            self.pipeline.check_operations()
+        except StoreError as exc:
+            log.error("ops check failed, will retry error=%s", exc)
+        except Exception:
+            log.exception("ops check failed, will retry")
 
     def _deliver(self) -> None:
         """The delivery job (never two at once: the scheduler runs one instance of it)."""

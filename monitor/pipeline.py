@@ -40,6 +40,7 @@ from monitor.models import (
     PendingDelivery,
     SourceState,
 )
+from monitor.ops import channel_issues, notice, source_issues
 from monitor.parse import parse_feed
 from monitor.runtime import Runtime
 from monitor.schedule import (
@@ -51,7 +52,7 @@ from monitor.schedule import (
     retry_after,
     update_period,
 )
-from monitor.store import PROBE_AFTER, Store
+from monitor.store import PROBE_AFTER, OpsEvent, Store
 
 log = logging.getLogger(__name__)
 
@@ -388,6 +389,46 @@ class Pipeline:
             " disabled=true" if disabled and state.disabled_at is None else "",
         )
         return PollReport(source.name, "error", 0, 0, 0, error)
+
+    # --- operations ----------------------------------------------------------------------
+
+    def check_operations(self) -> int:
+        """Open and clear ops events (sources disabled or silent, channels down) and announce
+        what changed through the ops channel. Returns the notices sent."""
+        now, daemon = self.clock(), self.runtime.config.daemon
+        health = [h for h in self.store.sources_health(now) if h.name in self._sources]
+        issues = source_issues(health, self.store.newest_articles(), now)
+        issues += channel_issues(self.store.failing_channels(), now, daemon.channel_down_after)
+        self.store.sync_ops([(i.kind, i.subject, i.message) for i in issues], now)
+        sent = 0
+        for event in self.store.ops_events(unannounced=True):
+            if self._announce(event):
+                self.store.mark_announced(event, now)
+                sent += 1
+        return sent
+
+    def _announce(self, event: OpsEvent) -> bool:
+        """Log the event, and send it through the ops channel; False to try again later."""
+        cleared = event.resolved_at is not None
+        log.warning(
+            "ops %s kind=%s subject=%s message=%s",
+            "cleared" if cleared else "issue",
+            event.kind,
+            event.subject,
+            event.message,
+        )
+        name = self.runtime.config.daemon.ops_channel
+        if name is None:
+            return True
+        if event.kind == "channel-down" and event.subject == name:
+            log.error("the ops channel itself is down channel=%s; see the log", name)
+            return True
+        try:
+            self.runtime.channels[name].send(notice(event))
+        except DeliveryError as exc:
+            log.error("cannot send an ops notice channel=%s error=%s", name, exc)
+            return False
+        return True
 
     # --- delivering ----------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ from monitor.tables import (
     FetchRow,
     MatchRow,
     MentionRow,
+    OpsEventRow,
     SourceRow,
 )
 
@@ -107,6 +108,20 @@ class SourceHealth:
     next_check_at: datetime | None
     items_per_day: float  # new items per day over the last week (or since it was added)
     overflows: int  # polls in the last week that found every item new
+
+
+@dataclass(frozen=True)
+class OpsEvent:
+    """An operational issue: opened, perhaps cleared, and whether each was announced."""
+
+    id: int
+    kind: str
+    subject: str
+    message: str
+    opened_at: datetime
+    resolved_at: datetime | None
+    announced_at: datetime | None
+    resolved_announced_at: datetime | None
 
 
 #: The window over which a source's rhythm is measured.
@@ -670,6 +685,91 @@ class Store:
             ).scalar_one()
         return _per_day(int(count), created, now)
 
+    def newest_articles(self) -> dict[str, datetime]:
+        """When each source last brought a new article."""
+        query = (
+            select(SourceRow.name, func.max(ArticleRow.fetched_at))
+            .join(ArticleRow, ArticleRow.source_id == SourceRow.id)
+            .group_by(SourceRow.name)
+        )
+        with self._read() as conn:
+            return {name: _aware(when) for name, when in conn.execute(query).all()}
+
+    def failing_channels(self) -> dict[str, datetime]:
+        """For each channel with deliveries pending after a failed attempt, since when (the
+        oldest such delivery's alert)."""
+        query = (
+            select(DeliveryRow.channel, func.min(AlertRow.created_at))
+            .join(AlertRow, AlertRow.id == DeliveryRow.alert_id)
+            .where(DeliveryRow.status == _PENDING)
+            .where(DeliveryRow.attempts > 0)
+            .group_by(DeliveryRow.channel)
+        )
+        with self._read() as conn:
+            return {channel: _aware(when) for channel, when in conn.execute(query).all()}
+
+    def sync_ops(self, issues: Sequence[tuple[str, str, str]], now: datetime) -> None:
+        """Open an event for each (kind, subject, message) not open yet; clear the open
+        events that are no longer issues."""
+        current = {(kind, subject): message for kind, subject, message in issues}
+        with self._transaction() as conn:
+            open_rows = conn.execute(
+                select(OpsEventRow.id, OpsEventRow.kind, OpsEventRow.subject).where(
+                    OpsEventRow.resolved_at.is_(None)
+                )
+            ).all()
+            opened = {(r.kind, r.subject) for r in open_rows}
+            cleared = [r.id for r in open_rows if (r.kind, r.subject) not in current]
+            if cleared:
+                conn.execute(
+                    update(OpsEventRow).where(OpsEventRow.id.in_(cleared)).values(resolved_at=now)
+                )
+            fresh = [
+                dict(kind=kind, subject=subject, message=message, opened_at=now)
+                for (kind, subject), message in current.items()
+                if (kind, subject) not in opened
+            ]
+            if fresh:
+                conn.execute(self._insert(OpsEventRow), fresh)
+
+    def ops_events(self, *, unannounced: bool = False, limit: int = 50) -> list[OpsEvent]:
+        """Most recent first; or, with ``unannounced``, those with an opening or a clearing
+        still to announce, oldest first."""
+        query = select(OpsEventRow)
+        if unannounced:
+            query = query.where(
+                OpsEventRow.announced_at.is_(None)
+                | (
+                    OpsEventRow.resolved_at.is_not(None)
+                    & OpsEventRow.resolved_announced_at.is_(None)
+                )
+            ).order_by(OpsEventRow.id)
+        else:
+            query = query.order_by(OpsEventRow.id.desc()).limit(limit)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            OpsEvent(
+                r.id,
+                r.kind,
+                r.subject,
+                r.message,
+                r.opened_at,
+                r.resolved_at,
+                r.announced_at,
+                r.resolved_announced_at,
+            )
+            for r in rows
+        ]
+
+    def mark_announced(self, event: OpsEvent, now: datetime) -> None:
+        column = "resolved_announced_at" if event.resolved_at else "announced_at"
+        with self._transaction() as conn:
+            values: dict[str, Any] = {column: now}
+            if event.resolved_at and event.announced_at is None:
+                values["announced_at"] = now  # cleared before it was announced: both at once
+            conn.execute(update(OpsEventRow).where(OpsEventRow.id == event.id).values(**values))
+
     def count_articles(self, since: datetime | None, source: str | None) -> int:
         query = select(func.count(ArticleRow.id)).join(
             SourceRow, SourceRow.id == ArticleRow.source_id
@@ -829,6 +929,11 @@ def _schedule(outcome: FetchOutcome) -> dict[str, Any]:
     else:
         values["not_modified_streak"] = SourceRow.not_modified_streak + 1
     return values
+
+
+def _aware(when: datetime) -> datetime:
+    """Aggregates bypass the column type on SQLite: make their times aware (UTC)."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def _per_source(

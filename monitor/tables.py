@@ -8,6 +8,8 @@
     matches     one row per (rule, article) the rule matched, alerting or not
     alerts      one row per match that alerts, with the message it carries
     deliveries  one row per (alert, channel): the outbox, with attempts and the last error
+    ops_events  one row per operational issue (a source disabled or silent, a channel down):
+                when it opened and cleared, and when each was announced
 """
 
 from __future__ import annotations
@@ -177,3 +179,16 @@ class DeliveryRow(Base):
             postgresql_where=text("status = 'pending'"),
         ),
     )
+
+
+class OpsEventRow(Base):
+    __tablename__ = "ops_events"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))  # source-disabled | source-silent | channel-down
+    subject: Mapped[str] = mapped_column(String(200))  # the source or channel
+    message: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (Index("ix_ops_events_subject", "kind", "subject", "resolved_at"),)
