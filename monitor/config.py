@@ -90,6 +90,8 @@ class FetchConfig(_Section):
     deadline: Duration = timedelta(seconds=FetchSettings.deadline)  # a whole fetch
     max_bytes: StrictInt = Field(default=FetchSettings.max_bytes, gt=0)  # counted while streaming
     user_agent: str = FetchSettings.user_agent
+    # loopback, private and link-local addresses (a feed on this machine or the LAN)
+    allow_private_networks: StrictBool = FetchSettings.allow_private_networks
 
     def settings(self) -> FetchSettings:
         return FetchSettings(
@@ -97,6 +99,7 @@ class FetchConfig(_Section):
             deadline=self.deadline.total_seconds(),
             max_bytes=self.max_bytes,
             user_agent=self.user_agent,
+            allow_private_networks=self.allow_private_networks,
         )
 
 
