@@ -93,6 +93,8 @@ class FetchConfig(_Section):
     per_host: StrictInt = Field(default=2, ge=1, le=64)  # requests to one host at once
     # after this many 304 Not Modified in a row, fetch once without validators and compare
     unconditional_after: StrictInt = Field(default=20, ge=1)
+    # loopback, private and link-local addresses (a feed on this machine or the LAN)
+    allow_private_networks: StrictBool = FetchSettings.allow_private_networks
 
     def settings(self) -> FetchSettings:
         return FetchSettings(
@@ -100,6 +102,7 @@ class FetchConfig(_Section):
             deadline=self.deadline.total_seconds(),
             max_bytes=self.max_bytes,
             user_agent=self.user_agent,
+            allow_private_networks=self.allow_private_networks,
         )
 
 

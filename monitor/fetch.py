@@ -5,7 +5,10 @@ it). A fetch is a conditional GET that streams the body, so the size cap holds e
 server that never stops. httpx's timeouts are per read, so a server that drips one byte at a
 time (headers or body) would never time out: a watchdog shuts the fetch's sockets when its
 overall deadline passes. Connections are not kept alive between fetches (feeds are polled minutes
-apart), so every socket a fetch uses is its own. Every failure becomes a
+apart), so every socket a fetch uses is its own. Unless private networks are allowed, a fetch
+connects only to public addresses: an address written in the URL is judged before connecting, a
+host name by the address its connection reached (so a name that resolves, or is rebound, to
+127.0.0.1 gains nothing), and redirects go through the same check. Every failure becomes a
 ``FetchError`` naming the URL and the cause; HTTP errors carry the status.
 
 This module knows nothing about feeds or the database.
@@ -14,11 +17,12 @@ This module knows nothing about feeds or the database.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -47,6 +51,25 @@ _CAUSES: tuple[tuple[type[Exception], str], ...] = (
     (httpx.InvalidURL, "invalid URL"),
 )
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: Says why an address is not public ("a loopback address"), or None when it is.
+AddressCheck = Callable[[IPAddress], str | None]
+#: httpcore's trace hook: an event name and its details.
+Trace = Callable[[str, Mapping[str, object]], None]
+
+# What makes an address not public, in the words of a refusal, most specific first.
+_NON_PUBLIC: tuple[tuple[str, str], ...] = (
+    ("is_unspecified", "an unspecified"),
+    ("is_loopback", "a loopback"),
+    ("is_link_local", "a link-local"),
+    ("is_multicast", "a multicast"),
+    ("is_site_local", "a site-local"),  # IPv6 only
+    ("is_reserved", "a reserved"),
+    ("is_private", "a private"),
+)
+# NAT64's well-known prefix: on an IPv6-only network every IPv4 site is reached through it.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
 
 @dataclass(frozen=True)
 class FetchSettings:
@@ -56,6 +79,7 @@ class FetchSettings:
     deadline: float = 30.0  # seconds for a whole fetch, body included
     max_bytes: int = 10 * 1024 * 1024  # largest decoded body accepted
     max_redirects: int = 5
+    allow_private_networks: bool = False  # connect to loopback, private and link-local addresses
     user_agent: str = f"monitor/{__version__} (+https://github.com/monitor-news/monitor)"
 
 
@@ -80,9 +104,16 @@ class Fetcher:
     """Fetches sources with one shared HTTP client; use as a context manager or call close()."""
 
     def __init__(
-        self, settings: FetchSettings, transport: httpx.BaseTransport | None = None
+        self,
+        settings: FetchSettings,
+        transport: httpx.BaseTransport | None = None,
+        non_public: AddressCheck | None = None,
     ) -> None:
+        """``non_public`` judges the addresses connected to (default ``non_public_kind``);
+        tests pass one that trusts their own server. It is ignored when
+        ``settings.allow_private_networks`` is set."""
         self.settings = settings
+        self._non_public = non_public or non_public_kind
         self._client = httpx.Client(
             transport=transport,
             follow_redirects=True,
@@ -128,7 +159,7 @@ class Fetcher:
         with _Watchdog(self.settings.deadline) as watchdog:
             try:
                 with self._client.stream(
-                    "GET", url, headers=headers, extensions={"trace": watchdog.trace}
+                    "GET", url, headers=headers, extensions={"trace": self._trace(url, watchdog)}
                 ) as resp:
                     _raise_for_status(url, resp)
                     body = b"" if resp.status_code == 304 else self._read_body(url, resp, started)
@@ -145,6 +176,17 @@ class Fetcher:
             result.elapsed,
         )
         return result
+
+    def _trace(self, url: str, watchdog: _Watchdog) -> Trace:
+        if self.settings.allow_private_networks:
+            return watchdog.trace
+        guard = _AddressGuard(url, self._non_public)
+
+        def trace(event: str, info: Mapping[str, object]) -> None:
+            guard.trace(event, info)
+            watchdog.trace(event, info)
+
+        return trace
 
     def _deadline_passed(self) -> str:
         return f"deadline of {self.settings.deadline:g}s passed before the fetch finished"
@@ -222,6 +264,85 @@ class _Watchdog:
 
     def __exit__(self, *exc_info: object) -> None:
         self._timer.cancel()
+
+
+class _AddressGuard:
+    """Refuses every connection of one fetch, redirects included, to an address not public."""
+
+    def __init__(self, url: str, non_public: AddressCheck) -> None:
+        self._url = url
+        self._non_public = non_public
+        self._host = ""
+
+    def trace(self, event: str, info: Mapping[str, object]) -> None:
+        """httpcore's trace hook: judge each connection's address."""
+        if event == "connection.connect_tcp.started":
+            self._host = str(info.get("host", ""))
+            self._check_written_address()
+        elif event == "connection.connect_tcp.complete":
+            self._check_connected_address(info.get("return_value"))
+
+    def _check_written_address(self) -> None:
+        """An address written in the URL is refused before any connection is attempted."""
+        try:
+            address = ipaddress.ip_address(self._host)
+        except ValueError:
+            return  # a host name: judged by the address its connection reaches
+        kind = self._non_public(address)
+        if kind is not None:
+            raise self._refused(f"{self._host} is {kind}")
+
+    def _check_connected_address(self, stream: object) -> None:
+        """The address actually connected to, so a name resolved twice cannot be rebound."""
+        why = self._judge_connected_address(stream)
+        if why is None:
+            return
+        close = getattr(stream, "close", None)
+        if callable(close):
+            with contextlib.suppress(OSError):
+                close()  # nothing has been sent on it
+        raise self._refused(why)
+
+    def _judge_connected_address(self, stream: object) -> str | None:
+        address = _peer_address(stream)
+        if address is None:
+            return f"cannot tell which address {self._host} reached"
+        kind = self._non_public(address)
+        return None if kind is None else f"{self._host} resolves to {address}, {kind}"
+
+    def _refused(self, why: str) -> FetchError:
+        allow = "set [fetch] allow_private_networks = true to allow it"
+        return FetchError(f"{self._url}: refused: {why}; {allow}")
+
+
+def non_public_kind(address: IPAddress) -> str | None:
+    """Why ``address`` is not on the public internet ("a loopback address"), or None if it is.
+
+    An IPv4 address carried in IPv6 (``::ffff:127.0.0.1``, NAT64's ``64:ff9b::7f00:1``) is
+    judged as that IPv4 address.
+    """
+    address = _carried_ipv4(address)
+    for attribute, kind in _NON_PUBLIC:
+        if getattr(address, attribute, False):
+            return f"{kind} address"
+    return None if address.is_global else "a non-public address"  # e.g. 100.64/10, shared NAT
+
+
+def _carried_ipv4(address: IPAddress) -> IPAddress:
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address in _NAT64:
+            return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    return address
+
+
+def _peer_address(stream: object) -> IPAddress | None:
+    try:
+        peer = stream.get_extra_info("server_addr")  # type: ignore[attr-defined]
+        return ipaddress.ip_address(peer[0])
+    except (AttributeError, OSError, TypeError, IndexError, ValueError):
+        return None
 
 
 def _shut(sock: socket.socket) -> None:

@@ -17,9 +17,13 @@ from endpoints import SmtpServer, WebhookEndpoint
 from feedserver import FeedServer
 from sqlalchemy import create_engine, text
 
+from monitor.fetch import FetchSettings
+
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
 SLACK_URL = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"  # apprise's documented example
+#: Fetch settings for the test servers, which listen on 127.0.0.1 (a private address).
+LOCAL_FETCH = FetchSettings(allow_private_networks=True)
 
 
 @pytest.fixture

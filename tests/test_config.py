@@ -88,6 +88,10 @@ def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
         ("[daemon]\ntick='0s'", "daemon.tick: must be longer than 0s"),
         ("[fetch]\ntimeout='0s'", "fetch.timeout: must be longer than 0s"),
         (
+            "[fetch]\nallow_private_networks='yes'",
+            "fetch.allow_private_networks: Input should be a valid boolean",
+        ),
+        (
             "[[sources]]\nname='a'\nurl='https://x'\ninterval='all'",
             "sources[0].interval: 'all' is not a duration",
         ),
@@ -134,6 +138,15 @@ def test_defaults() -> None:
     assert source.backfill == timedelta(0)
     assert config.database.url == "sqlite:///monitor.db"
     assert config.watchlist.files[0].name == "watchlist.toml"
+
+
+def test_private_networks_are_allowed_only_when_asked() -> None:
+    refused = parse_config(GOOD, origin="my.toml", base_dir=Path("."))
+    allowed = parse_config(
+        "[fetch]\nallow_private_networks = true\n" + GOOD, origin="my.toml", base_dir=Path(".")
+    )
+    assert not refused.fetch.settings().allow_private_networks
+    assert allowed.fetch.settings().allow_private_networks
 
 
 def test_the_built_in_default_is_complete() -> None:

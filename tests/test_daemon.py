@@ -39,6 +39,7 @@ url = "sqlite:///{tmp_path / "monitor.db"}"
 
 [fetch]
 deadline = "3s"
+allow_private_networks = true  # the feed server is on 127.0.0.1
 
 [daemon]
 tick = "1s"

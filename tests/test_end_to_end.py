@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import SLACK_URL, article_item, rss
+from conftest import LOCAL_FETCH, SLACK_URL, article_item, rss
 from endpoints import SmtpServer, WebhookEndpoint
 from feedserver import FeedServer
 
 from monitor.config import Config, parse_config
-from monitor.fetch import Fetcher, FetchSettings
+from monitor.fetch import Fetcher
 from monitor.pipeline import Pipeline
 from monitor.runtime import load_runtime
 from monitor.store import LogFilter, Store
@@ -98,7 +98,7 @@ def pipelines(
     def build() -> Pipeline:
         store = Store.open(config.database.url)
         store.upgrade()
-        pipeline = Pipeline(load_runtime(config), store, Fetcher(FetchSettings()), clock=clock)
+        pipeline = Pipeline(load_runtime(config), store, Fetcher(LOCAL_FETCH), clock=clock)
         pipeline.prepare()
         built.append(pipeline)
         return pipeline
@@ -249,7 +249,7 @@ def test_a_channel_that_raises_is_recorded_and_retried(
     broken = BrokenChannel()
     runtime = load_runtime(config, channels={"slack": broken, "email": broken})  # type: ignore[dict-item]
     clock = Clock()
-    pipeline = Pipeline(runtime, store, Fetcher(FetchSettings()), clock=clock)
+    pipeline = Pipeline(runtime, store, Fetcher(LOCAL_FETCH), clock=clock)
     pipeline.prepare()
     pipeline.poll_all()
     feed_server.route("/world.xml", rss([BLINKEN_WANG, *QUIET]), headers=RSS_TYPE)

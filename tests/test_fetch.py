@@ -1,30 +1,37 @@
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from conftest import LOCAL_FETCH
 from feedserver import FeedServer
 
 from monitor import __version__
 from monitor.errors import FetchError
-from monitor.fetch import Fetcher, FetchSettings
+from monitor.fetch import Fetcher, FetchSettings, IPAddress, non_public_kind
 
 FEED = (Path(__file__).parent / "data" / "feeds" / "real" / "nbc_newyork_2023.xml").read_bytes()
 RSS_TYPE = {"Content-Type": "application/rss+xml; charset=utf-8"}
 
 
+ALLOW = "set [fetch] allow_private_networks = true to allow it"
+
+
 @contextmanager
 def fetcher(**settings: Any) -> Iterator[Fetcher]:
-    with Fetcher(FetchSettings(**settings)) as opened:
+    """A fetcher for the test servers on 127.0.0.1: private networks allowed unless told not."""
+    with Fetcher(replace(LOCAL_FETCH, **settings)) as opened:
         yield opened
 
 
@@ -238,7 +245,7 @@ def test_file_url(tmp_path: Path) -> None:
     path = tmp_path / "local feed.xml"
     path.write_bytes(FEED)
 
-    with fetcher() as f:
+    with fetcher(allow_private_networks=False) as f:  # a file is no network
         result = f.fetch(path.as_uri())
 
     assert (result.status, result.body, result.url) == (200, FEED, path.as_uri())
@@ -275,3 +282,112 @@ def test_transport_is_injectable() -> None:
         result = f.fetch("https://feeds.example.org/feed.xml")
 
     assert (result.body, result.etag) == (FEED, '"t"')
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("93.184.216.34", None),
+        ("2606:4700::1111", None),
+        ("::ffff:93.184.216.34", None),
+        ("64:ff9b::5db8:d822", None),  # NAT64 of 93.184.216.34
+        ("127.0.0.1", "a loopback address"),
+        ("127.53.0.1", "a loopback address"),
+        ("10.1.2.3", "a private address"),
+        ("172.16.0.1", "a private address"),
+        ("192.168.1.1", "a private address"),
+        ("169.254.169.254", "a link-local address"),
+        ("100.64.0.1", "a non-public address"),  # carrier-grade NAT
+        ("0.0.0.0", "an unspecified address"),
+        ("0.1.2.3", "a private address"),
+        ("224.0.0.1", "a multicast address"),
+        ("255.255.255.255", "a reserved address"),
+        ("::1", "a loopback address"),
+        ("::", "an unspecified address"),
+        ("fe80::1", "a link-local address"),
+        ("fe80::1%eth0", "a link-local address"),
+        ("fc00::1", "a private address"),
+        ("fd12:3456::1", "a private address"),
+        ("fec0::1", "a site-local address"),
+        ("ff02::1", "a multicast address"),
+        ("::ffff:127.0.0.1", "a loopback address"),
+        ("::ffff:169.254.169.254", "a link-local address"),
+        ("::ffff:10.0.0.1", "a private address"),
+        ("64:ff9b::7f00:1", "a loopback address"),  # NAT64 of 127.0.0.1
+    ],
+)
+def test_non_public_addresses(address: str, kind: str | None) -> None:
+    assert non_public_kind(ipaddress.ip_address(address)) == kind
+
+
+def test_private_addresses_are_refused_unless_allowed(feed_server: FeedServer) -> None:
+    feed_server.route("/feed.xml", FEED)
+    url = feed_server.url("/feed.xml")
+
+    with fetcher(allow_private_networks=False) as f, pytest.raises(FetchError) as caught:
+        f.fetch(url)
+    assert str(caught.value) == f"{url}: refused: 127.0.0.1 is a loopback address; {ALLOW}"
+    assert caught.value.status is None
+    assert feed_server.hits["/feed.xml"] == 0
+
+    with fetcher(allow_private_networks=True) as f:
+        assert f.fetch(url).body == FEED
+
+
+def test_a_host_name_is_judged_by_the_address_it_reached(feed_server: FeedServer) -> None:
+    feed_server.route("/feed.xml", FEED)
+    url = f"http://localhost:{feed_server.port}/feed.xml"
+
+    with fetcher(allow_private_networks=False) as f, pytest.raises(FetchError) as caught:
+        f.fetch(url)
+    assert str(caught.value) == (
+        f"{url}: refused: localhost resolves to 127.0.0.1, a loopback address; {ALLOW}"
+    )
+    assert feed_server.hits["/feed.xml"] == 0  # connected, but nothing was asked
+
+
+@pytest.mark.parametrize(
+    ("url", "refusal"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+        ("http://10.0.0.1:9/feed", "10.0.0.1 is a private address"),
+        ("https://0.0.0.0:9/feed", "0.0.0.0 is an unspecified address"),
+        ("http://[::1]:9/feed", "::1 is a loopback address"),
+        ("http://[::ffff:127.0.0.1]:9/feed", "::ffff:127.0.0.1 is a loopback address"),
+    ],
+)
+def test_an_address_in_the_url_is_refused_before_connecting(url: str, refusal: str) -> None:
+    started = time.monotonic()
+    with fetcher(allow_private_networks=False, timeout=5.0) as f, pytest.raises(FetchError) as c:
+        f.fetch(url)
+    assert str(c.value) == f"{url}: refused: {refusal}; {ALLOW}"
+    assert time.monotonic() - started < 1
+
+
+def trusting(server_address: str) -> Callable[[IPAddress], str | None]:
+    """An address check that takes the test server's address for a public one."""
+
+    def non_public(address: IPAddress) -> str | None:
+        return None if str(address) == server_address else non_public_kind(address)
+
+    return non_public
+
+
+def test_a_redirect_to_the_metadata_address_is_refused(feed_server: FeedServer) -> None:
+    metadata = "http://169.254.169.254/latest/meta-data/"
+    feed_server.route("/feed.xml", redirect_to=metadata)
+    feed_server.route("/ok.xml", FEED)
+    url = feed_server.url("/feed.xml")
+    settings = replace(LOCAL_FETCH, allow_private_networks=False, timeout=5.0)
+
+    with Fetcher(settings, non_public=trusting("127.0.0.1")) as f:
+        assert f.fetch(feed_server.url("/ok.xml")).body == FEED  # the server passes as public
+        started = time.monotonic()
+        with pytest.raises(FetchError) as caught:
+            f.fetch(url)
+
+    assert str(caught.value) == (
+        f"{url}: refused: 169.254.169.254 is a link-local address; {ALLOW}"
+    )
+    assert feed_server.hits["/feed.xml"] == 1
+    assert time.monotonic() - started < 1  # no connection to 169.254.169.254 was tried

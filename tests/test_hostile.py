@@ -4,15 +4,16 @@ over HTTP beside a good one, and articles written to ping Slack or inject email 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import DATA, SLACK_URL, article_item, rss
+from conftest import DATA, LOCAL_FETCH, SLACK_URL, article_item, rss
 from endpoints import SmtpServer, WebhookEndpoint
 from feedserver import FeedServer
 
 from monitor.config import parse_config
-from monitor.fetch import Fetcher, FetchSettings
+from monitor.fetch import Fetcher
 from monitor.pipeline import Pipeline
 from monitor.runtime import load_runtime
 from monitor.store import LogFilter, Store
@@ -39,7 +40,7 @@ channels = {rule_channels}
     config = parse_config(text, origin="test.toml", base_dir=tmp_path)
     store = Store.open(config.database.url)
     store.upgrade()
-    pipeline = Pipeline(load_runtime(config), store, Fetcher(FetchSettings(deadline=5)))
+    pipeline = Pipeline(load_runtime(config), store, Fetcher(replace(LOCAL_FETCH, deadline=5)))
     pipeline.prepare()
     return pipeline
 

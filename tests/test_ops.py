@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import article_item, rss
+from conftest import LOCAL_FETCH, article_item, rss
 from endpoints import WebhookEndpoint
 from feedserver import FeedServer
 
 from monitor.config import parse_config
 from monitor.errors import ConfigError
-from monitor.fetch import Fetcher, FetchSettings
+from monitor.fetch import Fetcher
 from monitor.ops import channel_issues, source_issues
 from monitor.pipeline import Pipeline
 from monitor.runtime import load_runtime
@@ -84,9 +84,7 @@ channels = ["slack"]
     clock = [NOW]
     store = Store.open(config.database.url)
     store.upgrade()
-    pipeline = Pipeline(
-        load_runtime(config), store, Fetcher(FetchSettings()), clock=lambda: clock[0]
-    )
+    pipeline = Pipeline(load_runtime(config), store, Fetcher(LOCAL_FETCH), clock=lambda: clock[0])
     pipeline.prepare()
     pipeline.poll_all()
     slack.fail_status = 500
@@ -133,7 +131,7 @@ url = "json://127.0.0.1:{webhook.port}/ops"
     )
     store = Store.open(config.database.url)
     store.upgrade()
-    pipeline = Pipeline(load_runtime(config), store, Fetcher(FetchSettings()), clock=lambda: NOW)
+    pipeline = Pipeline(load_runtime(config), store, Fetcher(LOCAL_FETCH), clock=lambda: NOW)
     pipeline.prepare()
     pipeline.poll_all()
     webhook.fail_status = 503

@@ -10,11 +10,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from conftest import REPO, rss
+from conftest import LOCAL_FETCH, REPO, rss
 from feedserver import FeedServer
 
 from monitor.config import parse_config
-from monitor.fetch import Fetcher, FetchSettings
+from monitor.fetch import Fetcher
 from monitor.pipeline import Pipeline
 from monitor.runtime import load_runtime
 from monitor.store import LogFilter, Store
@@ -28,9 +28,7 @@ def pipeline_for(tmp_path: Path, sources: str, clock: list[datetime]) -> Pipelin
     config = parse_config(text, origin="test.toml", base_dir=tmp_path)
     store = Store.open(config.database.url)
     store.upgrade()
-    pipeline = Pipeline(
-        load_runtime(config), store, Fetcher(FetchSettings()), clock=lambda: clock[0]
-    )
+    pipeline = Pipeline(load_runtime(config), store, Fetcher(LOCAL_FETCH), clock=lambda: clock[0])
     pipeline.prepare()
     return pipeline
 

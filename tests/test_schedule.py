@@ -152,7 +152,7 @@ class Polling:
         self.pipeline = Pipeline(
             load_runtime(config),
             self.store,
-            Fetcher(FetchSettings(timeout=5, deadline=10)),
+            Fetcher(FetchSettings(timeout=5, deadline=10, allow_private_networks=True)),
             clock=lambda: self.clock[0],
         )
         self.pipeline.prepare()
