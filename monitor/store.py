@@ -232,6 +232,35 @@ def _use_wal(cursor: Any) -> None:
             time.sleep(0.05)
 
 
+@contextmanager
+def _foreign_keys_deferred(conn: Connection) -> Iterator[None]:
+    """SQLite rebuilds a table to alter it (copy, drop, rename). With foreign keys on,
+    dropping the old table would delete, by cascade, every row that refers to it, so they are
+    off while migrating (the pragma only works outside a transaction) and checked after."""
+    sqlite = conn.dialect.name == "sqlite"
+    raw = conn.connection.driver_connection if sqlite else None
+    if raw is not None:
+        raw.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys = ON")
+
+
+def _check_references(conn: Connection) -> None:
+    """Refuse a migration that left rows referring to rows that are not there."""
+    if conn.dialect.name != "sqlite":
+        return  # PostgreSQL checks every reference as it goes
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        tables = sorted({row[0] for row in broken})
+        raise StoreError(
+            f"the migration would leave {len(broken)} rows of {', '.join(tables)} referring to"
+            " rows that are gone; it was rolled back"
+        )
+
+
 def _sqlite_on_begin(connection: Connection) -> None:
     writes = connection.get_execution_options().get(_WRITES, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
@@ -277,8 +306,15 @@ class Store:
     def _read(self) -> AbstractContextManager[Connection]:
         return self._transaction(writes=False)
 
-    def upgrade(self) -> None:
+    def upgrade(self, to: str = "head") -> None:
         """Apply every migration not yet applied; a failed migration is rolled back whole."""
+        self._migrate(command.upgrade, to)
+
+    def downgrade(self, to: str) -> None:
+        """Undo migrations down to revision ``to`` (keeping every row the older schema holds)."""
+        self._migrate(command.downgrade, to)
+
+    def _migrate(self, step: Any, to: str) -> None:
         config = AlembicConfig()
         config.set_main_option("script_location", str(migrations_dir()))
         try:
@@ -288,11 +324,12 @@ class Store:
                 f"cannot open the database {self.where}: {getattr(exc, 'orig', None) or exc}"
             ) from exc
         try:
-            with self.engine.connect() as conn:
+            with self.engine.connect() as conn, _foreign_keys_deferred(conn):
                 conn.execution_options(**{_WRITES: True})  # take the write lock up front
                 with conn.begin():
                     config.attributes["connection"] = conn
-                    command.upgrade(config, "head")
+                    step(config, to)
+                    _check_references(conn)
         except AlembicError as exc:
             raise StoreError(
                 f"the database {self.where} was migrated by another version of monitor ({exc});"

@@ -222,3 +222,24 @@ def test_upgrading_a_database_with_matches_keeps_them(store: Store) -> None:
         rows = conn.execute(text("select rule, rule_version from matches")).all()
     assert [tuple(r) for r in rows] == [("principals", None)]
     assert store.counts()["articles"] == 1
+
+
+def test_migrations_that_rebuild_tables_keep_the_rows_that_refer_to_them(tmp_path: Path) -> None:
+    """Going down to 0003 rebuilds `sources` and `fetches` on SQLite (batch mode); with foreign
+    keys on, dropping the old `sources` would cascade to every article. Nothing may be lost."""
+    store = Store.open(f"sqlite:///{tmp_path / 'rebuild.db'}")
+    store.upgrade()
+    store.sync_sources([SourceConfig(name="feed", url="https://example.org/feed")], NOW)
+    state = store.source_state("feed")
+    ok = FetchOutcome(NOW, "ok", 5, NOW + timedelta(minutes=15), 200, items=2)
+    store.save_poll(state, ok, [new_article("guid:1"), new_article("guid:2")])
+    before = store.counts()
+    assert before["articles"] == 2 and before["deliveries"] >= 2
+    store.downgrade("0003")
+    assert store.counts() == before
+    store.upgrade()
+    assert store.counts() == before
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
+    store.close()
