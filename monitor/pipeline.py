@@ -2,11 +2,12 @@
 
     source → fetch → parse → identity → store (new only) → match → rules → outbox → deliver
 
-A poll reads what the database knows of the source, fetches and parses it, keeps only articles
-not seen before, matches them, decides which rule hits alert, and writes all of it in one
-transaction. A broken source is recorded on the source with its error and retried later with
-backoff; it never stops the others. Delivery drains the outbox: each pending delivery is sent,
-then marked sent, or its failure recorded with a retry time (exponential backoff with jitter).
+A poll reads what the database knows of the source, fetches it, parses it (a feed in a worker
+process stopped at a deadline: ``monitor.sandbox``), keeps only articles not seen before, matches
+them, decides which rule hits alert, and writes all of it in one transaction. A broken source is
+recorded on the source with its error and retried later with backoff; it never stops the others.
+Delivery drains the outbox: each pending delivery is sent, then marked sent, or its failure
+recorded with a retry time (exponential backoff with jitter).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from monitor.models import (
     PendingDelivery,
     SourceState,
 )
-from monitor.parse import parse_feed
 from monitor.runtime import Runtime
+from monitor.sandbox import BoundedParser
 from monitor.store import PROBE_AFTER, Store
 
 log = logging.getLogger(__name__)
@@ -88,12 +89,15 @@ class Pipeline:
         store: Store,
         fetcher: Fetcher,
         *,
+        parser: BoundedParser | None = None,
         clock: Clock = utc_now,
         stop: threading.Event | None = None,
     ) -> None:
         self.runtime = runtime
         self.store = store
         self.fetcher = fetcher
+        # Its worker processes start at the first feed parsed.
+        self.parser = parser or BoundedParser(runtime.config.fetch.parse_limits())
         self.clock = clock
         self.stop = stop or threading.Event()
         self.matcher = Matcher(runtime.watchlist)
@@ -104,7 +108,8 @@ class Pipeline:
 
     @classmethod
     def open(cls, runtime: Runtime) -> Pipeline:
-        """A pipeline on the configured database (migrated) with a fetcher of its own."""
+        """A pipeline on the configured database (migrated), with a fetcher and a parser of its
+        own."""
         store = Store.open(runtime.config.database.url)
         try:
             store.upgrade()
@@ -114,6 +119,7 @@ class Pipeline:
         return cls(runtime, store, Fetcher(runtime.config.fetch.settings()))
 
     def close(self) -> None:
+        self.parser.close()
         self.fetcher.close()
         self.store.close()
 
@@ -195,7 +201,7 @@ class Pipeline:
         if result.not_modified:
             return _Fetched([], "not_modified", result.status, state.etag, state.last_modified)
         headers = {"content-location": result.url, **result.headers}  # resolves relative links
-        feed = parse_feed(result.body, headers=headers, source=source.name)
+        feed = self.parser.parse(result.body, headers=headers, source=source.name)
         if feed.warning:
             log.warning(
                 "feed is malformed but usable source=%s error=%s", source.name, feed.warning
