@@ -33,6 +33,7 @@ from monitor.durations import parse_duration
 from monitor.errors import ConfigError, Problem
 from monitor.fetch import FetchSettings
 from monitor.resources import seeds_dir
+from monitor.sandbox import ParseLimits
 
 #: Where the configuration is looked for when no ``-c/--config`` is given.
 CONFIG_ENV_VAR = "MONITOR_CONFIG"
@@ -84,7 +85,8 @@ class WatchlistConfig(_Section):
 
 
 class FetchConfig(_Section):
-    """The defaults are the fetch stage's own (``monitor.fetch.FetchSettings``)."""
+    """The defaults are the fetch stage's own (``monitor.fetch.FetchSettings``) and the bounded
+    parser's (``monitor.sandbox.ParseLimits``)."""
 
     timeout: Duration = timedelta(seconds=FetchSettings.timeout)  # connect, and each read
     deadline: Duration = timedelta(seconds=FetchSettings.deadline)  # a whole fetch
@@ -95,6 +97,9 @@ class FetchConfig(_Section):
     unconditional_after: StrictInt = Field(default=20, ge=1)
     # loopback, private and link-local addresses (a feed on this machine or the LAN)
     allow_private_networks: StrictBool = FetchSettings.allow_private_networks
+    parse_timeout: Duration = timedelta(seconds=ParseLimits.timeout)  # parsing one fetched feed
+    # Memory of a parsing process, in MB (Linux); it needs about 40 MB before it reads anything.
+    parse_memory_mb: StrictInt = Field(default=ParseLimits.memory_mb, ge=128)
 
     def settings(self) -> FetchSettings:
         return FetchSettings(
@@ -103,6 +108,11 @@ class FetchConfig(_Section):
             max_bytes=self.max_bytes,
             user_agent=self.user_agent,
             allow_private_networks=self.allow_private_networks,
+        )
+
+    def parse_limits(self) -> ParseLimits:
+        return ParseLimits(
+            timeout=self.parse_timeout.total_seconds(), memory_mb=self.parse_memory_mb
         )
 
 

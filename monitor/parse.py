@@ -1,8 +1,10 @@
 """Parsing: the bytes of a feed or a document in, plain-text articles out.
 
 RSS 0.9x/1.0/2.0 and Atom go through feedparser, which finds the encoding from the bytes and the
-HTTP headers, sanitises HTML and never resolves external entities. JSON Feed 1.0 and 1.1, which
-feedparser cannot read, go through the json module. Every text field leaves as plain text
+HTTP headers, sanitises HTML and never resolves external entities. A feed that declares entities
+of its own is refused before feedparser sees it: feedparser's fallback parser expands one large
+entity used many times without limit. JSON Feed 1.0 and 1.1, which feedparser cannot read, go
+through the json module. Every text field leaves as plain text
 (``monitor.normalise``). A document that is not a feed, or a feed so broken that no entry could
 be read, raises ``ParseError``; a feed with no entries is not an error, and a feed that is broken
 but still yields entries keeps them, with the complaint in ``ParsedFeed.warning``.
@@ -13,9 +15,11 @@ This module knows nothing about HTTP or the database.
 from __future__ import annotations
 
 import calendar
+import codecs
 import email.utils
 import io
 import json
+import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -35,6 +39,7 @@ _JSON_FEED_VERSION = "https://jsonfeed.org/version/"
 _JSON_MEDIA_TYPES = ("application/feed+json", "application/json")
 _BOM = b"\xef\xbb\xbf"
 _GZIP_MAGIC = b"\x1f\x8b"
+_ENTITIES_REFUSED = "declares XML entities (<!ENTITY …>), which can expand without bound; refused"
 
 
 def parse_feed(
@@ -71,6 +76,8 @@ def read_document(path: Path, *, source: str = "") -> Article:
 
 
 def _parse_xml_feed(data: bytes, headers: dict[str, str], source: str) -> ParsedFeed:
+    if _declares_entities(data, headers):
+        raise _error(source, _ENTITIES_REFUSED)
     try:
         parsed = feedparser.parse(io.BytesIO(data), response_headers=headers, sanitize_html=True)
     except Exception as exc:  # feedparser's SAX and sgmllib back ends raise many kinds
@@ -207,6 +214,121 @@ def _struct_time_utc(value: object) -> datetime | None:
         return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+# Entity declarations -------------------------------------------------------------------------
+
+# How the start of a document shows its encoding when it has no byte order mark: which of its
+# first four bytes are zero (XML 1.0, appendix F, for any ASCII first character).
+_ZERO_BYTES_ENCODING: dict[tuple[bool, ...], str] = {
+    (True, True, True, False): "utf-32-be",
+    (False, True, True, True): "utf-32-le",
+    (True, False, True, False): "utf-16-be",
+    (False, True, False, True): "utf-16-le",
+}
+_MARKS = (  # longest first: the UTF-32 LE mark begins with the UTF-16 LE one
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (b"\x4c\x6f\xa7\x94", "cp037"),  # "<?xm" in EBCDIC
+)
+# Every ASCII-compatible encoding (UTF-8, Latin-1, windows-125x …) writes markup as ASCII bytes,
+# so one byte-for-byte reading serves them all.
+_BYTEWISE = "latin-1"
+_PROLOG_PEEK = 64 * 1024  # bytes decoded first: almost every prolog ends well before
+_PROLOG_MARKUP = re.compile(r"<!--|<\?|<!|<(?=[^\W\d]|:)")  # comment, PI, DOCTYPE, root element
+_DOCTYPE_MARKUP = re.compile(r"[\"'\[\]>]|<!--|<\?")
+_SKIPPED_TO = {"<!--": "-->", "<?": "?>", '"': '"', "'": "'"}
+_ENTITY_DECLARATION = re.compile(r"<!ENTITY", re.IGNORECASE)
+_XML_ENCODING = re.compile(r"\s*<\?xml[^>]*?\sencoding\s*=\s*[\"']([\w.:-]+)")
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
+
+
+def _declares_entities(data: bytes, headers: Mapping[str, str]) -> bool:
+    """Whether the document declares an entity before its root element, read in every encoding
+    it could be parsed in: as its first bytes show, as the HTTP headers say, as it declares.
+    Comments count too: feedparser's fallback parser takes declarations from them."""
+    sniffed = _sniffed_encoding(data)
+    prolog = _prolog(data, sniffed)
+    if _ENTITY_DECLARATION.search(prolog):
+        return True
+    declared = _CHARSET.search(headers.get("content-type", "")), _XML_ENCODING.match(prolog)
+    names = [_codec_name(match.group(1)) for match in declared if match]
+    others = {name for name in names if name and name != _codec_name(sniffed)}
+    return any(_ENTITY_DECLARATION.search(_prolog(data, name)) for name in sorted(others))
+
+
+def _sniffed_encoding(data: bytes) -> str:
+    for mark, encoding in _MARKS:
+        if data.startswith(mark):
+            return encoding
+    zeros = tuple(byte == 0 for byte in data[:4])
+    return _ZERO_BYTES_ENCODING.get(zeros, _BYTEWISE)
+
+
+def _codec_name(encoding: str) -> str | None:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        return None
+
+
+def _prolog(data: bytes, encoding: str) -> str:
+    """The text before the root element (all of it when no root element can be found)."""
+    try:
+        for size in (_PROLOG_PEEK, len(data)):
+            text = data[:size].decode(encoding, errors="replace")
+            root = _root_start(text)
+            if root is not None or size >= len(data):
+                return text[:root]
+    except (UnicodeError, LookupError):  # a codec that cannot decode leniently
+        pass
+    return ""
+
+
+def _root_start(text: str) -> int | None:
+    """Where the root element starts, past comments, processing instructions and the DOCTYPE;
+    None when the text ends first."""
+    position = 0
+    while match := _PROLOG_MARKUP.search(text, position):
+        markup = match.group()
+        if markup == "<":
+            return match.start()
+        if markup == "<!":
+            end = _doctype_end(text, match.end())
+        else:
+            end = _skip(text, markup, match.end())
+        if end is None:
+            return None
+        position = end
+    return None
+
+
+def _doctype_end(text: str, position: int) -> int | None:
+    """Just past the ``>`` that closes a DOCTYPE, whose internal subset and quoted strings
+    may hold ``>`` and ``<`` of their own."""
+    in_subset = False
+    while match := _DOCTYPE_MARKUP.search(text, position):
+        markup = match.group()
+        if markup in _SKIPPED_TO:
+            end = _skip(text, markup, match.end())
+            if end is None:
+                return None
+            position = end
+            continue
+        if markup == ">" and not in_subset:
+            return match.end()
+        in_subset = markup == "[" or (in_subset and markup != "]")
+        position = match.end()
+    return None
+
+
+def _skip(text: str, opening: str, position: int) -> int | None:
+    """Just past what closes ``opening`` (a comment, a PI, a quoted string), or None."""
+    closing = _SKIPPED_TO[opening]
+    end = text.find(closing, position)
+    return None if end < 0 else end + len(closing)
 
 
 # JSON Feed -----------------------------------------------------------------------------------

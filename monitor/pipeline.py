@@ -2,13 +2,13 @@
 
     source → fetch → parse → identity → store (new only) → match → rules → outbox → deliver
 
-A poll reads what the database knows of the source, fetches and parses it, keeps only articles
-not seen before, matches them, decides which rule hits alert, and writes all of it in one
-transaction, with the source's next check (see ``monitor.schedule``). A broken source is
-recorded on the source with its error and retried later with backoff, and disabled (re-probed
-slowly) after failing too often; it never stops the others. Delivery drains the outbox: each
-pending delivery is sent, then marked sent, or its failure recorded with a retry time
-(exponential backoff with jitter).
+A poll reads what the database knows of the source, fetches it, parses it (a feed in a worker
+process stopped at a deadline: ``monitor.sandbox``), keeps only articles not seen before, matches
+them, decides which rule hits alert, and writes all of it in one transaction, with the source's
+next check (see ``monitor.schedule``). A broken source is recorded on the source with its error
+and retried later with backoff, and disabled (re-probed slowly) after failing too often; it
+never stops the others. Delivery drains the outbox: each pending delivery is sent, then marked
+sent, or its failure recorded with a retry time (exponential backoff with jitter).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from monitor.models import (
     SourceState,
 )
 from monitor.ops import channel_issues, notice, source_issues
-from monitor.parse import parse_feed
 from monitor.runtime import Runtime
+from monitor.sandbox import BoundedParser
 from monitor.schedule import (
     Hints,
     adaptive_interval,
@@ -102,12 +102,15 @@ class Pipeline:
         store: Store,
         fetcher: Fetcher,
         *,
+        parser: BoundedParser | None = None,
         clock: Clock = utc_now,
         stop: threading.Event | None = None,
     ) -> None:
         self.runtime = runtime
         self.store = store
         self.fetcher = fetcher
+        # Its worker processes start at the first feed parsed.
+        self.parser = parser or BoundedParser(runtime.config.fetch.parse_limits())
         self.clock = clock
         self.stop = stop or threading.Event()
         self.matcher = Matcher(runtime.watchlist)
@@ -120,7 +123,8 @@ class Pipeline:
 
     @classmethod
     def open(cls, runtime: Runtime) -> Pipeline:
-        """A pipeline on the configured database (migrated) with a fetcher of its own."""
+        """A pipeline on the configured database (migrated), with a fetcher and a parser of its
+        own."""
         store = Store.open(runtime.config.database.url)
         try:
             store.upgrade()
@@ -130,6 +134,7 @@ class Pipeline:
         return cls(runtime, store, Fetcher(runtime.config.fetch.settings()))
 
     def close(self) -> None:
+        self.parser.close()
         self.fetcher.close()
         self.store.close()
 
@@ -273,7 +278,7 @@ class Pipeline:
                 [], "not_modified", result.status, state.etag, state.last_modified, hints=hints
             )
         headers = {"content-location": result.url, **result.headers}  # resolves relative links
-        feed = parse_feed(result.body, headers=headers, source=source.name)
+        feed = self.parser.parse(result.body, headers=headers, source=source.name)
         hints = Hints(
             retry_after=hints.retry_after,
             fresh_until=hints.fresh_until,

@@ -78,6 +78,20 @@ def rss(items: list[dict[str, str]], title: str = "Test feed") -> bytes:
     ).encode()
 
 
+def quadratic_blowup_feed(entity_bytes: int = 50_000, references: int = 50_000) -> bytes:
+    """A synthetic attack feed: one large entity used many times (50 KB × 50,000 is 2.5 GB once
+    expanded), which nesting limits such as billion-laughs guards do not catch. Built here, not
+    kept in tests/data/, for its size."""
+    return (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b'<!DOCTYPE rss [\n<!ENTITY a "' + b"x" * entity_bytes + b'">\n]>\n'
+        b'<rss version="2.0"><channel><title>Quadratic blowup</title>'
+        b"<link>https://example.org/</link><description>test</description>"
+        b"<item><title>Antony Blinken meets Wang Yi</title><link>https://example.org/q</link>"
+        b"<description>" + b"&a;" * references + b"</description></item></channel></rss>"
+    )
+
+
 POSTGRES_URL = os.environ.get(
     "MONITOR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

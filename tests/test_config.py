@@ -11,6 +11,7 @@ from monitor.config import BACKFILL_ALL, default_config, locate_config, parse_co
 from monitor.durations import format_duration, parse_duration
 from monitor.errors import ConfigError
 from monitor.runtime import load_runtime
+from monitor.sandbox import ParseLimits
 
 GOOD = """
 [[sources]]
@@ -87,6 +88,11 @@ def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
         ),
         ("[daemon]\ntick='0s'", "daemon.tick: must be longer than 0s"),
         ("[fetch]\ntimeout='0s'", "fetch.timeout: must be longer than 0s"),
+        ("[fetch]\nparse_timeout='0s'", "fetch.parse_timeout: must be longer than 0s"),
+        (
+            "[fetch]\nparse_memory_mb=64",
+            "fetch.parse_memory_mb: Input should be greater than or equal to 128",
+        ),
         (
             "[fetch]\nallow_private_networks='yes'",
             "fetch.allow_private_networks: Input should be a valid boolean",
@@ -138,6 +144,13 @@ def test_defaults() -> None:
     assert source.backfill == timedelta(0)
     assert config.database.url == "sqlite:///monitor.db"
     assert config.watchlist.files[0].name == "watchlist.toml"
+    assert config.fetch.parse_limits() == ParseLimits(timeout=10.0, memory_mb=512)
+
+
+def test_parse_limits_reach_the_parser() -> None:
+    text = "[fetch]\nparse_timeout = '2m'\nparse_memory_mb = 1024"
+    config = parse_config(text, origin="my.toml", base_dir=Path("."))
+    assert config.fetch.parse_limits() == ParseLimits(timeout=120.0, memory_mb=1024)
 
 
 def test_private_networks_are_allowed_only_when_asked() -> None:

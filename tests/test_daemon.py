@@ -155,3 +155,65 @@ def test_sigterm_finishes_the_fetch_in_flight_and_a_second_signal_exits_at_once(
     daemon.communicate(timeout=10)
     assert daemon.returncode == 130
     assert time.monotonic() - forced < 2
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes started by ``pid``, and by them in turn (Linux)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_hostile_feed_is_refused_and_sigterm_stops_the_parsing_processes(
+    start_daemon: Callable[[], subprocess.Popen[str]],
+    daemon_config: Path,
+    feed_server: FeedServer,
+    tmp_path: Path,
+) -> None:
+    laughs = Path(__file__).parent / "data" / "feeds" / "illformed" / "bomb_billion_laughs.xml"
+    feed_server.route("/laughs.xml", laughs.read_bytes(), headers=RSS_TYPE)
+    feed_server.route("/world.xml", rss([article_item("neg01.json")]), headers=RSS_TYPE)
+    with daemon_config.open("a", encoding="utf-8") as config:
+        config.write(f'[[sources]]\nname = "laughs"\nurl = "{feed_server.url("/laughs.xml")}"\n')
+    daemon = start_daemon()
+    assert wait_for(lambda: feed_server.hits["/world.xml"] >= 2, timeout=20), "never polled"
+    assert wait_for(lambda: feed_server.hits["/laughs.xml"] >= 1, timeout=5)
+    started = descendants(daemon.pid)
+    assert started, "no parsing process"
+
+    daemon.send_signal(signal.SIGTERM)
+    daemon.communicate(timeout=10)
+
+    assert daemon.returncode == 0
+    assert wait_for(lambda: not any(running(pid) for pid in started), timeout=5)
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        errors = db.execute(
+            "select f.status, f.error from fetches f join sources s on s.id = f.source_id "
+            "where s.name = 'laughs'"
+        ).fetchall()
+        stored = db.execute(
+            "select count(*) from articles a join sources s on s.id = a.source_id "
+            "where s.name = 'laughs'"
+        ).fetchone()[0]
+    assert errors and all(
+        status == "error" and "declares XML entities" in error for status, error in errors
+    )
+    assert stored == 0

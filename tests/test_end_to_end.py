@@ -105,8 +105,7 @@ def pipelines(
 
     yield build, clock
     for pipeline in built:
-        pipeline.store.close()
-        pipeline.fetcher.close()
+        pipeline.close()
 
 
 def cycle(pipeline: Pipeline) -> None:
@@ -263,5 +262,4 @@ def test_a_channel_that_raises_is_recorded_and_retried(
     clock.advance(hours=2)
     pipeline.deliver_due()
     assert broken.calls == 4
-    store.close()
-    pipeline.fetcher.close()
+    pipeline.close()

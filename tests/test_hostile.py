@@ -1,32 +1,47 @@
-"""Broken and hostile input against the real pipeline: every ill-formed real-world feed served
-over HTTP beside a good one, and articles written to ping Slack or inject email headers."""
+"""Broken and hostile input against the real pipeline: every ill-formed feed served over HTTP
+beside a good one (the entity attacks among them refused), a parse that hangs stopped at its
+deadline, and articles written to ping Slack or inject email headers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import DATA, LOCAL_FETCH, SLACK_URL, article_item, rss
+from conftest import DATA, LOCAL_FETCH, SLACK_URL, article_item, quadratic_blowup_feed, rss
 from endpoints import SmtpServer, WebhookEndpoint
 from feedserver import FeedServer
 
 from monitor.config import parse_config
 from monitor.fetch import Fetcher
+from monitor.models import ParsedFeed
+from monitor.parse import parse_feed
 from monitor.pipeline import Pipeline
 from monitor.runtime import load_runtime
+from monitor.sandbox import BoundedParser, ParseLimits
 from monitor.store import LogFilter, Store
 
 ILLFORMED = sorted(p for p in (DATA / "feeds" / "illformed").iterdir() if p.suffix != ".tsv")
+ENTITY_ATTACKS = [p for p in ILLFORMED if p.name.startswith(("bomb_", "xxe_"))]
+ENTITIES_REFUSED = "declares XML entities (<!ENTITY …>), which can expand without bound; refused"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".atom": "application/atom+xml",
     ".gz": "application/rss+xml",
 }  # a raw gzip body without Content-Encoding
+RSS_TYPE = {"Content-Type": "application/rss+xml"}
+GOOD = (DATA / "feeds" / "real" / "washingtonpost_wellness.xml").read_bytes()
 
 
-def build(tmp_path: Path, sources: str, channels: str, rule_channels: str) -> Pipeline:
+def build(
+    tmp_path: Path,
+    sources: str,
+    channels: str,
+    rule_channels: str,
+    parser: BoundedParser | None = None,
+) -> Pipeline:
     text = f"""
 [database]
 url = "sqlite:///{tmp_path / "monitor.db"}"
@@ -40,7 +55,8 @@ channels = {rule_channels}
     config = parse_config(text, origin="test.toml", base_dir=tmp_path)
     store = Store.open(config.database.url)
     store.upgrade()
-    pipeline = Pipeline(load_runtime(config), store, Fetcher(replace(LOCAL_FETCH, deadline=5)))
+    fetcher = Fetcher(replace(LOCAL_FETCH, deadline=5))
+    pipeline = Pipeline(load_runtime(config), store, fetcher, parser=parser)
     pipeline.prepare()
     return pipeline
 
@@ -56,18 +72,18 @@ def hostile_pipeline(tmp_path: Path, feed_server: FeedServer) -> Iterator[Pipeli
         sources += (
             f'[[sources]]\nname = "bad-{index}"\nurl = "{feed_server.url(f"/bad/{index}")}"\n'
         )
-    good = (DATA / "feeds" / "real" / "washingtonpost_wellness.xml").read_bytes()
-    feed_server.route("/good", good, headers={"Content-Type": "application/rss+xml"})
+    feed_server.route("/quadratic", quadratic_blowup_feed(), headers=RSS_TYPE)
+    sources += f'[[sources]]\nname = "quadratic"\nurl = "{feed_server.url("/quadratic")}"\n'
+    feed_server.route("/good", GOOD, headers=RSS_TYPE)
     sources += f'[[sources]]\nname = "good"\nurl = "{feed_server.url("/good")}"\n'
     pipeline = build(tmp_path, sources, "", "[]")
     yield pipeline
-    pipeline.store.close()
-    pipeline.fetcher.close()
+    pipeline.close()
 
 
 def test_broken_feeds_are_recorded_and_never_stop_the_others(hostile_pipeline: Pipeline) -> None:
     reports = {r.source: r for r in hostile_pipeline.poll_all()}
-    assert len(reports) == len(ILLFORMED) + 1
+    assert len(reports) == len(ILLFORMED) + 2
     assert reports["good"].status == "ok" and reports["good"].new > 5
     failed = [r for r in reports.values() if r.status == "error"]
     assert failed, "some of the ill-formed feeds must be refused"
@@ -80,9 +96,54 @@ def test_broken_feeds_are_recorded_and_never_stop_the_others(hostile_pipeline: P
     kept = sum(r.new for r in reports.values() if r.status == "ok" and r.source != "good")
     assert kept > 0, "usable entries of malformed feeds are kept"
     stored = hostile_pipeline.store.counts()
-    assert stored["fetches"] == len(ILLFORMED) + 1
+    assert stored["fetches"] == len(ILLFORMED) + 2
     for article in hostile_pipeline.store.articles(LogFilter(limit=1000)):
         assert "<script" not in article.title.lower()
+
+
+def test_feeds_declaring_entities_are_refused_and_nothing_is_kept(
+    hostile_pipeline: Pipeline,
+) -> None:
+    reports = {r.source: r for r in hostile_pipeline.poll_all()}
+
+    attacks = [f"bad-{ILLFORMED.index(p)}" for p in ENTITY_ATTACKS] + ["quadratic"]
+    assert len(attacks) == 6
+    for name in attacks:
+        assert reports[name].status == "error"
+        assert reports[name].error == f"{name}: {ENTITIES_REFUSED}"
+        assert hostile_pipeline.store.source_state(name).last_error == reports[name].error
+        assert hostile_pipeline.store.articles(LogFilter(source=name)) == []
+    assert reports["good"].status == "ok" and reports["good"].new > 5
+
+
+def parse_or_hang(
+    data: bytes, *, headers: Mapping[str, str] | None = None, source: str = ""
+) -> ParsedFeed:
+    """parse_feed, except on the source named "slow", whose parse never ends."""
+    if source == "slow":
+        time.sleep(3600)
+    return parse_feed(data, headers=headers, source=source)
+
+
+def test_a_parse_that_hangs_is_stopped_and_the_next_poll_works(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    sources = ""
+    for name in ("slow", "good"):
+        feed_server.route(f"/{name}", GOOD, headers=RSS_TYPE)
+        sources += f'[[sources]]\nname = "{name}"\nurl = "{feed_server.url(f"/{name}")}"\n'
+    parser = BoundedParser(ParseLimits(timeout=1), parse=parse_or_hang)
+    pipeline = build(tmp_path, sources, "", "[]", parser)
+
+    reports = {r.source: r for r in pipeline.poll_all()}
+
+    assert reports["slow"].status == "error"
+    assert reports["slow"].error == "slow: parsing took longer than 1s; stopped"
+    assert reports["good"].status == "ok" and reports["good"].new > 5
+    feed_server.route("/good", rss([article_item("neg01.json")]), headers=RSS_TYPE)
+    again = pipeline.poll_source(pipeline.runtime.config.sources[1])
+    assert (again.source, again.status, again.new) == ("good", "ok", 1)
+    pipeline.close()
 
 
 HOSTILE = {
@@ -147,5 +208,4 @@ def test_feed_text_cannot_ping_or_inject_on_any_channel(
     for forbidden in ("@channel", "@here", "@everyone", "<@U", "<!", "<script"):
         assert forbidden not in chat_text
     assert "**Antony Blinken**" in chat_text
-    pipeline.store.close()
-    pipeline.fetcher.close()
+    pipeline.close()

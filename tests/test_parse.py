@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import codecs
 import json
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import quadratic_blowup_feed
 from feedserver import FeedServer
 
 from monitor.errors import ParseError
@@ -273,6 +275,7 @@ ERROR = "ParseError"
 
 # What each ill-formed file gives: ParseError, or the number of articles kept.
 ILLFORMED_OUTCOMES: dict[str, int | str] = {
+    "bomb_billion_laughs.xml": ERROR,
     "bomb_cyclic_entities.xml": ERROR,
     "bomb_entity_expansion_small.xml": ERROR,
     "enc_bogus_encoding_name.xml": 0,  # a valid empty feed; the encoding was guessed
@@ -312,6 +315,7 @@ ILLFORMED_OUTCOMES: dict[str, int | str] = {
     "xss_content_onerror.xml": 0,  # an image and nothing else: no text left
     "xss_summary_css_overlay.xml": 1,
     "xss_summary_script_base64.xml": 1,
+    "xxe_etc_passwd.xml": ERROR,
     "xxe_external_file_entity.xml": ERROR,
 }
 
@@ -393,14 +397,132 @@ def test_external_entity_is_not_resolved(tmp_path: Path, feed_server: FeedServer
         b"<item><title>before &ee; &rr; after</title></item></channel></rss>"
     )
 
-    with pytest.raises(ParseError):
-        parse_feed(local)
-    feed = parse_feed(in_item)
+    for document in (local, in_item):
+        with pytest.raises(ParseError, match="declares XML entities") as refused:
+            parse_feed(document)
+        assert "SECRET" not in str(refused.value) and "REMOTE" not in str(refused.value)
 
     assert feed_server.hits["/entity"] == 0
-    for article in feed.articles:
-        assert "SECRET" not in article.title
-        assert "REMOTE" not in article.title
+
+
+# Entity declarations -------------------------------------------------------------------------
+
+ENTITIES_REFUSED = (
+    r"^test: declares XML entities \(<!ENTITY …>\), which can expand without bound; refused$"
+)
+ENTITY_FILES = [p.name for p in _files(ILLFORMED) if p.name.startswith(("bomb_", "xxe_"))]
+
+
+@pytest.mark.parametrize("name", ENTITY_FILES)
+def test_entity_declarations_are_refused(name: str, no_network: None) -> None:
+    with pytest.raises(ParseError, match=ENTITIES_REFUSED):
+        _parse(ILLFORMED / name)
+
+
+def test_quadratic_blowup_is_refused_before_expansion() -> None:
+    with pytest.raises(ParseError, match=ENTITIES_REFUSED):
+        parse_feed(quadratic_blowup_feed(), source="test")
+
+
+DECLARING = (
+    '<?xml version="1.0" encoding="{encoding}"?>\n'
+    '<!DOCTYPE rss [\n<!ENTITY big "{value}">\n]>\n'
+    '<rss version="2.0"><channel><title>t</title><link>https://example.org/</link>'
+    "<item><title>Entities &big;</title><link>https://example.org/1</link></item>"
+    "</channel></rss>"
+)
+
+
+@pytest.mark.parametrize(
+    ("declared", "codec", "mark"),
+    [
+        ("UTF-8", "utf-8", b""),
+        ("UTF-8", "utf-8", codecs.BOM_UTF8),
+        ("ISO-8859-1", "latin-1", b""),
+        ("windows-1251", "cp1251", b""),
+        ("UTF-16", "utf-16-le", b""),
+        ("UTF-16", "utf-16-le", codecs.BOM_UTF16_LE),
+        ("UTF-16", "utf-16-be", b""),
+        ("UTF-16", "utf-16-be", codecs.BOM_UTF16_BE),
+        ("UTF-32", "utf-32-le", b""),
+        ("UTF-32", "utf-32-le", codecs.BOM_UTF32_LE),
+        ("UTF-32", "utf-32-be", b""),
+        ("UTF-32", "utf-32-be", codecs.BOM_UTF32_BE),
+    ],
+)
+def test_entity_declarations_are_found_in_any_encoding(
+    declared: str, codec: str, mark: bytes
+) -> None:
+    document = mark + DECLARING.format(encoding=declared, value="x" * 100).encode(codec)
+
+    with pytest.raises(ParseError, match=ENTITIES_REFUSED):
+        parse_feed(document, source="test")
+
+
+def test_entity_declaration_hidden_by_the_declared_encoding() -> None:
+    # In UTF-7, "+ADwAIQ-" is "<!": only a reader of the declared encoding sees the declaration.
+    hidden = DECLARING.format(encoding="UTF-7", value="x" * 100).replace(
+        "<!ENTITY", "+ADwAIQ-ENTITY"
+    )
+    undeclared = hidden.replace(' encoding="UTF-7"', "")
+    utf7_header = {"Content-Type": "application/rss+xml; charset=utf-7"}
+
+    for document, headers in ((hidden, None), (undeclared, utf7_header)):
+        with pytest.raises(ParseError, match=ENTITIES_REFUSED):
+            parse_feed(document.encode("ascii"), headers=headers, source="test")
+
+
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        '<!-- a comment holding <rss> -->\n<!DOCTYPE rss [<!ENTITY big "x">]>',
+        '<!DOCTYPE rss [<!ATTLIST rss note CDATA "<rss>"> <!ENTITY big "x">]>',
+        '<!DOCTYPE rss [<!-- ]> <rss> --> <!ENTITY big "x">]>',
+        '<!--\n<!ENTITY big "x">\n-->\n<!DOCTYPE rss>',  # feedparser reads comments too
+        'junk\n<!DOCTYPE rss [\n<!ENTITY big "x">\n]>',
+        '<!DOCTYPE rss [<!entity big "x">]>',
+        '<!DOCTYPE rss [<!ENTITY % evil SYSTEM "https://example.org/evil.dtd"> %evil;]>',
+    ],
+)
+def test_entity_declarations_anywhere_before_the_root(prolog: str) -> None:
+    document = f'<?xml version="1.0"?>\n{prolog}\n<rss version="2.0"><channel><title>t</title>'
+    document += (
+        "<item><title>&big;</title><link>https://example.org/1</link></item></channel></rss>"
+    )
+
+    with pytest.raises(ParseError, match=ENTITIES_REFUSED):
+        parse_feed(document.encode(), source="test")
+
+
+NETSCAPE_DOCTYPE = (
+    b'<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN"\n'
+    b' "http://my.netscape.com/publish/formats/rss-0.91.dtd">\n'
+)
+
+
+def test_a_doctype_without_declarations_still_parses(no_network: None) -> None:
+    original = (REAL / "dicas-l_rss0.91_iso-8859-1.xml").read_bytes()
+    declaration, rest = original.split(b"\n", 1)
+    with_doctype = declaration + b"\n" + NETSCAPE_DOCTYPE + rest
+
+    feed = parse_feed(with_doctype, source="test")
+
+    assert (
+        feed.articles and feed.articles == _parse(REAL / "dicas-l_rss0.91_iso-8859-1.xml").articles
+    )
+
+
+def test_entity_declarations_inside_the_feed_are_text() -> None:
+    cdata = "<![CDATA[ <!DOCTYPE x [<!ENTITY big 'x'>]> ]]>"
+    document = (
+        '<?xml version="1.0"?><!DOCTYPE rss><rss version="2.0"><channel><title>t</title>'
+        f"<item><title>XML entities</title><link>https://example.org/1</link>"
+        f"<description>{cdata} and &lt;!ENTITY&gt;</description></item></channel></rss>"
+    )
+
+    [article] = parse_feed(document.encode(), source="test").articles
+
+    assert "<!ENTITY big 'x'>" in article.text and "<!ENTITY>" in article.text
 
 
 def test_parse_error_wraps_third_party_errors(monkeypatch: pytest.MonkeyPatch) -> None:
