@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 from conftest import DATA, LOCAL_FETCH, SLACK_URL, article_item, quadratic_blowup_feed, rss
 from endpoints import SmtpServer, WebhookEndpoint
 from feedserver import FeedServer
@@ -147,7 +148,9 @@ def test_a_parse_that_hangs_is_stopped_and_the_next_poll_works(
 
 
 HOSTILE = {
-    "title": "Blinken <!channel> meets Wang Yi <!here> <@U024BE7LH>\r\nBcc: victim@example.org",
+    "title": "Blinken <!channel> meets Wang Yi <!here> <@U024BE7LH> "
+    '<iframe src="https://evil.example/"></iframe><b onclick="steal()">x</b>'
+    "\r\nBcc: victim@example.org",
     "text": "Antony Blinken met Wang Yi. @channel @here <script>alert(1)</script> "
     '<img src=x onerror="alert(2)"> !channel> &lt;!everyone&gt; <https://evil.example|click>',
     "url": "https://example.org/story?a=1&b=<@&123456>&c=@everyone",
@@ -200,12 +203,15 @@ def test_feed_text_cannot_ping_or_inject_on_any_channel(
     assert mail["Bcc"] is None and "victim@example.org" not in str(smtp.inbox.envelopes[0].rcpt_tos)
     assert "\n" not in mail["Subject"] and "\r" not in mail["Subject"]
     html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
-    assert "<script" not in html and "onerror=" not in html and "<img" not in html
+    page = BeautifulSoup(html, "html.parser")  # what a mail client would render
+    assert not page.find_all(["script", "iframe", "img", "object", "embed", "b"])
+    assert not [a for tag in page.find_all(True) for a in tag.attrs if a.startswith("on")]
+    assert 'onclick="steal()"' in page.get_text()  # shown as text, harmless
     assert "<mark>Antony Blinken</mark>" in html
 
     [chat] = webhook.received  # any other service (Discord, Teams …): no mention survives
     chat_text = str(chat["title"]) + str(chat["message"])
-    for forbidden in ("@channel", "@here", "@everyone", "<@U", "<!", "<script"):
+    for forbidden in ("@channel", "@here", "@everyone", "<@U", "<!", "<script", "<iframe"):
         assert forbidden not in chat_text
     assert "**Antony Blinken**" in chat_text
     pipeline.close()

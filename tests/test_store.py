@@ -15,6 +15,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from monitor.config import SourceConfig
+from monitor.errors import StoreError
 from monitor.messages import build_message
 from monitor.models import AlertPlan, Article, FetchOutcome, Mention, NewArticle
 from monitor.resources import migrations_dir
@@ -242,4 +243,20 @@ def test_migrations_that_rebuild_tables_keep_the_rows_that_refer_to_them(tmp_pat
     with store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
+    store.close()
+
+
+def test_a_failed_migration_is_rolled_back_whole_and_says_why(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'half.db'}")
+    store.upgrade("0003")
+    with store.engine.begin() as conn:  # something in the way of migration 0005
+        conn.execute(text("create table ops_events (id integer primary key)"))
+    with pytest.raises(StoreError) as caught:
+        store.upgrade()
+    assert "database migration failed and was rolled back" in str(caught.value)
+    assert "ops_events" in str(caught.value)
+    with store.engine.connect() as conn:
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
+        columns = [row[1] for row in conn.execute(text("PRAGMA table_info(sources)"))]
+    assert "not_modified_streak" not in columns  # 0004 went too: nothing half-done
     store.close()
