@@ -8,7 +8,7 @@ Each stage takes and returns these frozen dataclasses, never another stage's int
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 FieldName = Literal["title", "summary", "text", "source", "url", "author"]
@@ -148,6 +148,7 @@ class SourceState:
     last_success_at: datetime | None
     not_modified_streak: int = 0  # 304 answers in a row
     disabled_at: datetime | None = None  # set after too many failures; re-probed slowly
+    feed_wait: timedelta | None = None  # what the feed last asked to wait (ttl, sy:updatePeriod)
 
     @property
     def first_poll(self) -> bool:
@@ -169,6 +170,7 @@ class FetchOutcome:
     last_modified: str | None = None
     disabled: bool = False  # a failure that disables the source (too many in a row)
     overflow: bool = False  # every item was new: some may have scrolled off unseen
+    feed_wait: timedelta | None = None  # what the feed asks to wait (ttl, sy:updatePeriod)
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,10 @@ class Issue:
 
 
 def source_issues(
-    health: list[SourceHealth], last_new: dict[str, datetime], now: datetime
+    health: list[SourceHealth], rhythms: dict[str, tuple[datetime, float]], now: datetime
 ) -> list[Issue]:
-    """Disabled sources, and sources silent for ``STALE_GAPS`` of their usual gaps."""
+    """Disabled sources, and sources silent for ``STALE_GAPS`` of their usual gaps (their
+    rhythm in the week before they went quiet)."""
     issues = []
     for source in health:
         if source.status == "disabled":
@@ -45,10 +46,10 @@ def source_issues(
                 )
             )
             continue
-        newest = last_new.get(source.name)
-        if newest is None or source.items_per_day <= 0:
+        if source.name not in rhythms or rhythms[source.name][1] <= 0:
             continue  # no rhythm to judge by yet
-        gap = timedelta(days=1) / source.items_per_day
+        newest, per_day = rhythms[source.name]
+        gap = timedelta(days=1) / per_day
         silent = now - newest
         if silent > max(STALE_GAPS * gap, STALE_AT_LEAST):
             issues.append(
@@ -57,7 +58,7 @@ def source_issues(
                     source.name,
                     f"source {source.name} has brought nothing new for"
                     f" {format_duration(_whole(silent))}; it usually brings"
-                    f" {source.items_per_day:.1f} items a day",
+                    f" {per_day:.1f} items a day",
                 )
             )
     return issues

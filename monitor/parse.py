@@ -185,7 +185,7 @@ def _feed_lang(feed: Any) -> str | None:
 
 def _ttl(feed: Any) -> int | None:
     value = _raw(feed, "ttl")
-    if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value.strip()) and int(value) > 0:
         return int(value)
     return None
 
@@ -237,7 +237,9 @@ _MARKS = (  # longest first: the UTF-32 LE mark begins with the UTF-16 LE one
 # so one byte-for-byte reading serves them all.
 _BYTEWISE = "latin-1"
 _PROLOG_PEEK = 64 * 1024  # bytes decoded first: almost every prolog ends well before
-_PROLOG_MARKUP = re.compile(r"<!--|<\?|<!|<(?=[^\W\d]|:)")  # comment, PI, DOCTYPE, root element
+# comment, PI, DOCTYPE, root element: an element starts where feedparser's DOCTYPE handling
+# stops looking (``<`` and an ASCII letter, digit or underscore), so nothing after it is missed
+_PROLOG_MARKUP = re.compile(r"<!--|<\?|<!|<(?=[A-Za-z0-9_])")
 _DOCTYPE_MARKUP = re.compile(r"[\"'\[\]>]|<!--|<\?")
 _SKIPPED_TO = {"<!--": "-->", "<?": "?>", '"': '"', "'": "'"}
 _ENTITY_DECLARATION = re.compile(r"<!ENTITY", re.IGNORECASE)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 from urllib.parse import urlsplit
@@ -48,6 +48,7 @@ from monitor.schedule import (
     adaptive_interval,
     backoff,
     header_hints,
+    minutes,
     next_check,
     retry_after,
     update_period,
@@ -197,6 +198,7 @@ class Pipeline:
             etag=fetched.etag,
             last_modified=fetched.last_modified,
             overflow=overflow,
+            feed_wait=fetched.hints.feed_wait,
         )
         self._report_coverage(source, state, fetched, overflow, len(new))
         added = self.store.save_poll(state, outcome, new)
@@ -243,7 +245,10 @@ class Pipeline:
                 source.name,
                 new,
             )
-        if fetched.unconditional and new:
+        same_validators = (state.etag is not None and fetched.etag == state.etag) or (
+            state.last_modified is not None and fetched.last_modified == state.last_modified
+        )
+        if fetched.unconditional and new and same_validators:
             log.warning(
                 "the server answered 304 Not Modified %d times in a row but had new items:"
                 " its validators cannot be trusted source=%s new=%d",
@@ -273,16 +278,16 @@ class Pipeline:
         with self._host_slot(source.url):
             result = self.fetcher.fetch(source.url, etag=etag, last_modified=modified)
         hints = header_hints(result.headers, self.clock())
-        if result.not_modified:
+        if result.not_modified:  # what the feed asked last time still holds
+            hints = replace(hints, ttl=state.feed_wait)
             return _Fetched(
                 [], "not_modified", result.status, state.etag, state.last_modified, hints=hints
             )
         headers = {"content-location": result.url, **result.headers}  # resolves relative links
         feed = self.parser.parse(result.body, headers=headers, source=source.name)
-        hints = Hints(
-            retry_after=hints.retry_after,
-            fresh_until=hints.fresh_until,
-            ttl=timedelta(minutes=feed.ttl_minutes) if feed.ttl_minutes else None,
+        hints = replace(
+            hints,
+            ttl=minutes(feed.ttl_minutes),
             update_period=update_period(feed.update_period, feed.update_frequency),
         )
         if feed.warning:
@@ -402,9 +407,17 @@ class Pipeline:
         what changed through the ops channel. Returns the notices sent."""
         now, daemon = self.clock(), self.runtime.config.daemon
         health = [h for h in self.store.sources_health(now) if h.name in self._sources]
-        issues = source_issues(health, self.store.newest_articles(), now)
+        rhythms = self.store.rhythms()
+        newest = {name: last for name, (last, _) in rhythms.items()}
+        issues = source_issues(health, rhythms, now)
         issues += channel_issues(self.store.failing_channels(), now, daemon.channel_down_after)
-        self.store.sync_ops([(i.kind, i.subject, i.message) for i in issues], now)
+        found = {(i.kind, i.subject): i.message for i in issues}
+        for event in self.store.ops_events(open_only=True):
+            # a silent source stays silent until something new comes, whatever its rhythm now
+            still_silent = event.kind == "source-silent" and event.subject in self._sources
+            if still_silent and newest.get(event.subject, event.opened_at) <= event.opened_at:
+                found.setdefault((event.kind, event.subject), event.message)
+        self.store.sync_ops([(kind, subject, m) for (kind, subject), m in found.items()], now)
         sent = 0
         for event in self.store.ops_events(unannounced=True):
             if self._announce(event):
@@ -425,7 +438,10 @@ class Pipeline:
         name = self.runtime.config.daemon.ops_channel
         if name is None:
             return True
-        if event.kind == "channel-down" and event.subject == name:
+        if event.kind.startswith("source-") and event.subject not in self._sources:
+            log.info("ops event closed: the source is no longer polled source=%s", event.subject)
+            return True
+        if event.kind == "channel-down" and event.subject == name and not cleared:
             log.error("the ops channel itself is down channel=%s; see the log", name)
             return True
         try:
@@ -524,7 +540,7 @@ class Pipeline:
         except Exception as exc:  # DeliveryError, or a bug in a channel: record and retry
             if not isinstance(exc, DeliveryError):
                 log.exception("unexpected error sending channel=%s", delivery.channel)
-            self.store.mark_failed(delivery.id, claim.token, describe(exc), retry_at)
+            self.store.mark_failed(delivery.id, claim.token, describe(exc), retry_at, now)
             log.warning(
                 "delivery failed channel=%s alert_id=%d attempt=%d error=%s",
                 delivery.channel,

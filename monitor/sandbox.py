@@ -176,7 +176,7 @@ class _Worker:
             if not self._connection.poll(timeout):
                 return None
             reply = self._connection.recv()
-        except (EOFError, OSError):
+        except Exception:  # the worker died, or sent what cannot be read back (unpicklable)
             return _Reply(ended=True)
         return reply if isinstance(reply, _Reply) else _Reply(ended=True)
 

@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-_MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+_MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?([0-9]+)", re.IGNORECASE)
+_SECONDS = re.compile(r"[0-9]+")
+#: No hint is taken to ask for more than this (the longest wait clamps it further).
+LONGEST_HINT = timedelta(days=365)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\b", re.IGNORECASE)
 _UPDATE_PERIODS = {
     "hourly": timedelta(hours=1),
@@ -38,6 +41,12 @@ class Hints:
     fresh_until: datetime | None = None  # Cache-Control max-age, else Expires
     ttl: timedelta | None = None  # RSS <ttl>
     update_period: timedelta | None = None  # sy:updatePeriod / sy:updateFrequency
+
+    @property
+    def feed_wait(self) -> timedelta | None:
+        """What the feed itself asks (kept for the polls that get 304 Not Modified)."""
+        asked = [w for w in (self.ttl, self.update_period) if w is not None]
+        return max(asked) if asked else None
 
     def latest(self, now: datetime) -> tuple[datetime, str] | None:
         """The latest moment any hint asks to wait until, and which hint that is."""
@@ -63,9 +72,10 @@ def header_hints(headers: Mapping[str, str], now: datetime) -> Hints:
 def retry_after(headers: Mapping[str, str], now: datetime) -> datetime | None:
     """A ``Retry-After`` of seconds or an HTTP date, as a moment; None if absent or unreadable."""
     value = (headers.get("retry-after") or "").strip()
-    if value.isdigit():
-        return now + timedelta(seconds=int(value))
-    return _http_date(value)
+    if _SECONDS.fullmatch(value):
+        return now + _capped(int(value))
+    when = _http_date(value)
+    return min(when, now + LONGEST_HINT) if when else None
 
 
 def _fresh_until(headers: Mapping[str, str], now: datetime) -> datetime | None:
@@ -75,9 +85,14 @@ def _fresh_until(headers: Mapping[str, str], now: datetime) -> datetime | None:
     found = _MAX_AGE.search(control)
     if found:
         age = headers.get("age", "0").strip()
-        return now + timedelta(seconds=int(found.group(1)) - (int(age) if age.isdigit() else 0))
+        fresh = int(found.group(1)) - (int(age) if _SECONDS.fullmatch(age) else 0)
+        return now + _capped(fresh) if fresh > 0 else None
     expires = _http_date((headers.get("expires") or "").strip())
-    return expires if expires and expires > now else None
+    return min(expires, now + LONGEST_HINT) if expires and expires > now else None
+
+
+def _capped(seconds: int) -> timedelta:
+    return timedelta(seconds=min(seconds, int(LONGEST_HINT.total_seconds())))
 
 
 def _http_date(value: str) -> datetime | None:
@@ -96,7 +111,12 @@ def update_period(period: str | None, frequency: str | None) -> timedelta | None
     if base is None:
         return None
     times = (frequency or "1").strip()
-    return base / int(times) if times.isdigit() and int(times) > 0 else base
+    return base / int(times) if _SECONDS.fullmatch(times) and int(times) > 0 else base
+
+
+def minutes(value: int | None) -> timedelta | None:
+    """RSS ``<ttl>`` minutes as a duration, capped; None for none."""
+    return _capped(value * 60) if value else None
 
 
 def next_check(

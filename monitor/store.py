@@ -390,6 +390,7 @@ class Store:
             last_success_at=row.last_success_at,
             not_modified_streak=row.not_modified_streak,
             disabled_at=row.disabled_at,
+            feed_wait=timedelta(seconds=row.feed_wait) if row.feed_wait else None,
         )
 
     def due_sources(self, names: Sequence[str], now: datetime) -> list[str]:
@@ -588,11 +589,19 @@ class Store:
                         sent_at=now,
                         attempts=DeliveryRow.attempts + 1,
                         last_error=None,
+                        failing_since=None,
                     )
                 ).rowcount
             )
 
-    def mark_failed(self, delivery_id: int, token: str, error: str, retry_at: datetime) -> bool:
+    def mark_failed(
+        self,
+        delivery_id: int,
+        token: str,
+        error: str,
+        retry_at: datetime,
+        failed_at: datetime | None = None,
+    ) -> bool:
         """Record a failed attempt, to be retried at ``retry_at``; False if the claim had
         expired (then another process has the delivery and nothing is changed)."""
         with self._transaction() as conn:
@@ -602,6 +611,7 @@ class Store:
                         attempts=DeliveryRow.attempts + 1,
                         last_error=error[:2000],
                         next_attempt_at=retry_at,
+                        failing_since=func.coalesce(DeliveryRow.failing_since, failed_at),
                     )
                 ).rowcount
             )
@@ -718,7 +728,7 @@ class Store:
             count = conn.execute(
                 select(func.count(ArticleRow.id))
                 .where(ArticleRow.source_id == source_id)
-                .where(ArticleRow.fetched_at >= now - RHYTHM_WINDOW)
+                .where(_seen_or_published(ArticleRow) >= now - RHYTHM_WINDOW)
             ).scalar_one()
         return _per_day(int(count), created, now)
 
@@ -732,18 +742,39 @@ class Store:
         with self._read() as conn:
             return {name: _aware(when) for name, when in conn.execute(query).all()}
 
+    def rhythms(self) -> dict[str, tuple[datetime, float]]:
+        """For each source that brought anything: when it last brought something new, and
+        how many items a day it brought in the week before that (by publication time, so a
+        first poll's backlog is not a rhythm)."""
+        newest = self.newest_articles()
+        found = {}
+        with self._read() as conn:
+            ids = dict(conn.execute(select(SourceRow.name, SourceRow.id)).all())
+            for name, last in newest.items():
+                when = _seen_or_published(ArticleRow)
+                count, first = conn.execute(
+                    select(func.count(ArticleRow.id), func.min(when))
+                    .where(ArticleRow.source_id == ids[name])
+                    .where(when >= last - RHYTHM_WINDOW)
+                    .where(ArticleRow.fetched_at <= last)
+                ).one()
+                span = max(last - _aware(first), timedelta(days=1)) if first else RHYTHM_WINDOW
+                found[name] = (last, int(count) / (span / timedelta(days=1)))
+        return found
+
     def failing_channels(self) -> dict[str, datetime]:
         """For each channel with deliveries pending after a failed attempt, since when (the
-        oldest such delivery's alert)."""
+        first failure of the oldest); a message set aside (refused while the channel takes
+        others) does not make its channel down."""
         query = (
-            select(DeliveryRow.channel, func.min(AlertRow.created_at))
-            .join(AlertRow, AlertRow.id == DeliveryRow.alert_id)
+            select(DeliveryRow.channel, func.min(DeliveryRow.failing_since))
             .where(DeliveryRow.status == _PENDING)
-            .where(DeliveryRow.attempts > 0)
+            .where(DeliveryRow.failing_since.is_not(None))
+            .where(DeliveryRow.set_aside.is_(False))
             .group_by(DeliveryRow.channel)
         )
         with self._read() as conn:
-            return {channel: _aware(when) for channel, when in conn.execute(query).all()}
+            return {channel: _aware(when) for channel, when in conn.execute(query).all() if when}
 
     def sync_ops(self, issues: Sequence[tuple[str, str, str]], now: datetime) -> None:
         """Open an event for each (kind, subject, message) not open yet; clear the open
@@ -769,11 +800,15 @@ class Store:
             if fresh:
                 conn.execute(self._insert(OpsEventRow), fresh)
 
-    def ops_events(self, *, unannounced: bool = False, limit: int = 50) -> list[OpsEvent]:
+    def ops_events(
+        self, *, unannounced: bool = False, open_only: bool = False, limit: int = 50
+    ) -> list[OpsEvent]:
         """Most recent first; or, with ``unannounced``, those with an opening or a clearing
-        still to announce, oldest first."""
+        still to announce, oldest first; or, with ``open_only``, those not cleared."""
         query = select(OpsEventRow)
-        if unannounced:
+        if open_only:
+            query = query.where(OpsEventRow.resolved_at.is_(None)).order_by(OpsEventRow.id)
+        elif unannounced:
             query = query.where(
                 OpsEventRow.announced_at.is_(None)
                 | (
@@ -962,6 +997,7 @@ def _schedule(outcome: FetchOutcome) -> dict[str, Any]:
             "etag": outcome.etag,
             "last_modified": outcome.last_modified,
             "not_modified_streak": 0,
+            "feed_wait": int(outcome.feed_wait.total_seconds()) if outcome.feed_wait else None,
         }
     else:
         values["not_modified_streak"] = SourceRow.not_modified_streak + 1
@@ -978,11 +1014,17 @@ def _per_source(
 ) -> list[tuple[int, int]]:
     """(source id, count) of a table's rows since ``since`` (articles by fetch time, fetches
     by start)."""
-    when = table.fetched_at if table is ArticleRow else table.started_at
+    when = _seen_or_published(table) if table is ArticleRow else table.started_at
     query = select(table.source_id, counted).where(when >= since)
     for condition in conditions:
         query = query.where(condition)
     return [(r[0], int(r[1])) for r in conn.execute(query.group_by(table.source_id)).all()]
+
+
+def _seen_or_published(table: Any) -> Any:
+    """When an article came out: its publication time, else when it was fetched (a first
+    poll's backlog of old items does not count as the source's rhythm)."""
+    return func.coalesce(table.published_at, table.fetched_at)
 
 
 def _per_day(count: int, created_at: datetime, now: datetime) -> float:

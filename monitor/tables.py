@@ -74,6 +74,7 @@ class SourceRow(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     not_modified_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # too many failures
+    feed_wait: Mapped[int | None] = mapped_column(Integer)  # seconds the feed asks (ttl …)
 
 
 class FetchRow(Base):
@@ -159,6 +160,7 @@ class DeliveryRow(Base):
     lease_token: Mapped[str | None] = mapped_column(String(36))  # by whom (one claim)
     set_aside: Mapped[bool] = mapped_column(default=False, server_default=false())  # see store
     last_error: Mapped[str | None] = mapped_column(Text)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)  # first failed attempt
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     __table_args__ = (
         UniqueConstraint("alert_id", "channel", name="uq_deliveries_alert_channel"),

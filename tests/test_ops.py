@@ -41,8 +41,8 @@ def health(name: str, status: str = "ok", per_day: float = 12.0) -> SourceHealth
     ],
 )
 def test_source_issues(source: SourceHealth, newest: datetime | None, expected: list[str]) -> None:
-    last_new = {source.name: newest} if newest else {}
-    assert [i.kind for i in source_issues([source], last_new, NOW)] == expected
+    rhythm = {source.name: (newest, source.items_per_day)} if newest else {}
+    assert [i.kind for i in source_issues([source], rhythm, NOW)] == expected
 
 
 def test_channel_issues_after_the_threshold() -> None:
@@ -147,3 +147,95 @@ def test_the_ops_channel_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_runtime(config)
     assert "daemon.ops_channel: unknown channel 'pager'" in str(caught.value)
+
+
+def ops_pipeline(
+    tmp_path: Path, feed_url: str, webhook: WebhookEndpoint, clock: list[datetime]
+) -> Pipeline:
+    """A source, and one channel that is both the alerts' channel and the ops channel."""
+    config = parse_config(
+        f"""
+[database]
+url = "sqlite:///{tmp_path / "ops.db"}"
+[daemon]
+ops_channel = "ops"
+channel_down_after = "1h"
+[[sources]]
+name = "news"
+url = "{feed_url}"
+backfill = "all"
+[[channels]]
+name = "ops"
+url = "json://127.0.0.1:{webhook.port}/ops"
+[[rules]]
+name = "all"
+query = "actor:antony-blinken"
+channels = ["ops"]
+""",
+        origin="ops.toml",
+        base_dir=tmp_path,
+    )
+    store = Store.open(config.database.url)
+    store.upgrade()
+    pipeline = Pipeline(load_runtime(config), store, Fetcher(LOCAL_FETCH), clock=lambda: clock[0])
+    pipeline.prepare()
+    return pipeline
+
+
+def test_down_time_counts_from_the_first_failure_and_the_ops_channel_reports_its_recovery(
+    tmp_path: Path, feed_server: FeedServer, webhook: WebhookEndpoint
+) -> None:
+    feed_server.route("/feed", rss([article_item("pos01.json")]))
+    clock = [NOW]
+    pipeline = ops_pipeline(tmp_path, feed_server.url("/feed"), webhook, clock)
+    pipeline.poll_all()  # an alert, not delivered yet
+    clock[0] += timedelta(hours=2)
+    webhook.fail_status = 500
+    assert pipeline.deliver_due().failed == 1
+    assert pipeline.check_operations() == 0  # failing for a moment, not two hours
+    clock[0] += timedelta(minutes=90)
+    assert pipeline.check_operations() == 1  # the ops channel itself: logged, not sent
+    assert webhook.received == []
+    webhook.fail_status = None
+    clock[0] += timedelta(hours=2)
+    assert pipeline.deliver_due().sent == 1
+    assert pipeline.check_operations() == 1
+    assert webhook.received[-1]["title"].startswith("[ops] resolved: channel ops")
+    pipeline.close()
+
+
+def test_a_silent_source_stays_silent_until_something_new_comes(
+    tmp_path: Path, feed_server: FeedServer, webhook: WebhookEndpoint
+) -> None:
+    week = [
+        {
+            **article_item("pos01.json"),
+            "url": f"https://example.org/{day}",
+            "title": f"Day {day}",
+            "published": (NOW - timedelta(days=day)).isoformat(),
+        }
+        for day in range(7)
+    ]
+    feed_server.route("/feed", rss(week), headers={"Content-Type": "application/rss+xml"})
+    clock = [NOW]
+    pipeline = ops_pipeline(tmp_path, feed_server.url("/feed"), webhook, clock)
+    pipeline.poll_all()
+    pipeline.deliver_due()
+    clock[0] += timedelta(days=5)
+    assert pipeline.check_operations() == 1
+    assert "source news has brought nothing new for 5d" in webhook.received[-1]["title"]
+    clock[0] += timedelta(days=10)  # no rhythm left in the last week: still silent
+    assert pipeline.check_operations() == 0
+    [event] = pipeline.store.ops_events(open_only=True)
+    assert event.kind == "source-silent"
+    fresh = {
+        **week[0],
+        "url": "https://example.org/new",
+        "title": "New",
+        "published": clock[0].isoformat(),
+    }
+    feed_server.route("/feed", rss([fresh, *week]), headers={"Content-Type": "application/rss+xml"})
+    pipeline.poll_all()
+    assert pipeline.check_operations() == 1
+    assert webhook.received[-1]["title"].startswith("[ops] resolved: source news")
+    pipeline.close()

@@ -482,6 +482,8 @@ def test_entity_declaration_hidden_by_the_declared_encoding() -> None:
         'junk\n<!DOCTYPE rss [\n<!ENTITY big "x">\n]>',
         '<!DOCTYPE rss [<!entity big "x">]>',
         '<!DOCTYPE rss [<!ENTITY % evil SYSTEM "https://example.org/evil.dtd"> %evil;]>',
+        '<:x/>\n<!DOCTYPE rss [<!ENTITY big "x">]>',  # not an element to feedparser
+        '<\u00e9/>\n<!DOCTYPE rss [<!ENTITY big "x">]>',
     ],
 )
 def test_entity_declarations_anywhere_before_the_root(prolog: str) -> None:

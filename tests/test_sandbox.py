@@ -4,6 +4,7 @@ stand-ins for a hostile parse are module-level functions, which a worker imports
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import threading
@@ -24,6 +25,11 @@ FEEDS = sorted(p for p in REAL.iterdir() if p.name != "SOURCES.tsv")
 GOOD = REAL / "washingtonpost_wellness.xml"
 
 
+class OddError(Exception):
+    def __init__(self, first: str, second: str) -> None:
+        super().__init__(f"{first} {second}")
+
+
 def misbehaving_parse(
     data: bytes, *, headers: Mapping[str, str] | None = None, source: str = ""
 ) -> ParsedFeed:
@@ -40,6 +46,9 @@ def misbehaving_parse(
         os._exit(3)
     if data == b"bug":
         raise KeyError("a bug in the parser")
+    if data == b"odd":
+        raise OddError("cannot", "be rebuilt")  # pickles, but cannot be unpickled
+
     return parse_feed(data, headers=headers, source=source)
 
 
@@ -161,3 +170,11 @@ def test_close_stops_the_workers(tmp_path: Path) -> None:
     assert pids and not any(alive(pid) for pid in pids)
     assert parser.parse(GOOD.read_bytes()).articles  # a closed parser starts afresh
     parser.close()
+
+
+def test_an_error_that_cannot_come_back_does_not_leak_a_worker(parser: BoundedParser) -> None:
+    for _ in range(3):
+        with pytest.raises(ParseError, match=r"^odd: the parsing process ended"):
+            parser.parse(b"odd", source="odd")
+    assert parser.parse(GOOD.read_bytes()).articles
+    assert len([c for c in multiprocessing.active_children() if c.is_alive()]) <= 1

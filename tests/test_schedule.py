@@ -53,6 +53,10 @@ RSS = {"Content-Type": "application/rss+xml"}
         ),
         ({"expires": format_datetime(NOW - timedelta(hours=1), usegmt=True)}, None, None),
         ({"expires": "0"}, None, None),
+        ({"retry-after": "\u00b2"}, None, None),  # a digit to str.isdigit, not a number
+        ({"retry-after": "99999999999999"}, NOW + timedelta(days=365), None),
+        ({"cache-control": "max-age=99999999999999"}, None, NOW + timedelta(days=365)),
+        ({"cache-control": "max-age=60", "age": "120"}, None, None),
     ],
 )
 def test_what_the_server_asks_for(
@@ -305,4 +309,44 @@ def test_no_more_than_per_host_requests_to_one_host(
     reports = polling.pipeline.poll_all()
     assert [r.status for r in reports] == ["ok"] * 4
     assert most[0] == 2 and time.monotonic() - started >= 0.5  # two rounds of two
+    polling.close()
+
+
+def test_a_huge_ttl_and_retry_after_are_capped_not_fatal(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    huge = rss(items("a")).replace(b"<description>test</description>", b"<ttl>999999999</ttl>")
+    feed_server.route("/feed", huge, headers=RSS)
+    polling = Polling(tmp_path, source(feed_server.url("/feed")))
+    assert polling.poll() == NOW + timedelta(hours=6)
+    feed_server.route("/feed", b"busy", status=503, headers={"Retry-After": "9" * 14})
+    assert polling.poll(timedelta(hours=6)) == polling.clock[0] + timedelta(hours=6)
+    polling.close()
+
+
+def test_the_feeds_own_wait_holds_across_not_modified(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    with_ttl = rss(items("a")).replace(b"<description>test</description>", b"<ttl>120</ttl>")
+    feed_server.route("/feed", with_ttl, headers={**RSS, "ETag": '"v1"'})
+    polling = Polling(tmp_path, source(feed_server.url("/feed")))
+    assert polling.poll() == NOW + timedelta(hours=2)
+    assert polling.poll(timedelta(hours=2)) == polling.clock[0] + timedelta(hours=2)  # a 304
+    assert feed_server.requests[-1][1].get("if-none-match") == '"v1"'
+    polling.close()
+
+
+def test_a_feed_that_changed_honestly_is_no_lie(
+    tmp_path: Path, feed_server: FeedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed_server.route("/feed", rss(items("a")), headers={**RSS, "ETag": '"v1"'})
+    polling = Polling(
+        tmp_path, "[fetch]\nunconditional_after = 1\n" + source(feed_server.url("/feed"))
+    )
+    polling.poll()
+    polling.poll(timedelta(minutes=15))  # 304
+    feed_server.route("/feed", rss(items("b", "a")), headers={**RSS, "ETag": '"v2"'})
+    with caplog.at_level(logging.WARNING, logger="monitor.pipeline"):
+        polling.poll(timedelta(minutes=15))  # unconditional; new items, and a new ETag
+    assert "validators cannot be trusted" not in caplog.text
     polling.close()

@@ -1,6 +1,7 @@
 """Polite polling: a source's run of 304 answers (to check that its validators tell the
-truth), when it was disabled after failing too often, and whether a poll found every item new
-(items may have scrolled off between polls).
+truth), when it was disabled after failing too often, how long its feed asks to wait (ttl,
+sy:updatePeriod, kept across 304 answers), and whether a poll found every item new (items may
+have scrolled off between polls).
 
 Plain ALTER TABLE ADD COLUMN, which SQLite does in place: no table is rebuilt.
 
@@ -26,6 +27,7 @@ def upgrade() -> None:
         sa.Column("not_modified_streak", sa.Integer(), nullable=False, server_default="0"),
     )
     op.add_column("sources", sa.Column("disabled_at", sa.DateTime(timezone=True)))
+    op.add_column("sources", sa.Column("feed_wait", sa.Integer()))
     op.add_column(
         "fetches",
         sa.Column("overflow", sa.Boolean(), nullable=False, server_default=sa.false()),
@@ -36,5 +38,6 @@ def downgrade() -> None:
     with op.batch_alter_table("fetches") as batch:
         batch.drop_column("overflow")
     with op.batch_alter_table("sources") as batch:
+        batch.drop_column("feed_wait")
         batch.drop_column("disabled_at")
         batch.drop_column("not_modified_streak")

@@ -1,7 +1,8 @@
 """Operational events: a source disabled or silent, a channel down; when each opened and
-cleared, and when each was announced through the ops channel.
+cleared, and when each was announced through the ops channel. And when each delivery first
+failed, to tell how long a channel has been down.
 
-A new table: nothing existing is rebuilt.
+A new table and an added column: nothing existing is rebuilt.
 
 Revision ID: 0005
 Revises: 0004
@@ -32,8 +33,11 @@ def upgrade() -> None:
         sa.Column("resolved_announced_at", sa.DateTime(timezone=True)),
     )
     op.create_index("ix_ops_events_subject", "ops_events", ["kind", "subject", "resolved_at"])
+    op.add_column("deliveries", sa.Column("failing_since", sa.DateTime(timezone=True)))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("deliveries") as batch:
+        batch.drop_column("failing_since")
     op.drop_index("ix_ops_events_subject", table_name="ops_events")
     op.drop_table("ops_events")
