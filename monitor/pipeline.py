@@ -53,7 +53,7 @@ from monitor.schedule import (
     retry_after,
     update_period,
 )
-from monitor.store import PROBE_AFTER, OpsEvent, Store
+from monitor.store import CLAIM_RENEWAL, PROBE_AFTER, OpsEvent, Store
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ class Pipeline:
         parser: BoundedParser | None = None,
         clock: Clock = utc_now,
         stop: threading.Event | None = None,
+        claim_renewal: timedelta = CLAIM_RENEWAL,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -114,6 +115,7 @@ class Pipeline:
         self.parser = parser or BoundedParser(runtime.config.fetch.parse_limits())
         self.clock = clock
         self.stop = stop or threading.Event()
+        self.claim_renewal = claim_renewal
         self.matcher = Matcher(runtime.watchlist)
         self._names: dict[tuple[str, str], str] = {
             (e.kind, e.id): e.name for e in runtime.watchlist.entities
@@ -536,7 +538,8 @@ class Pipeline:
             )
             return _Result(_Attempt.GIVEN_UP, retry_at, attempts, claim.set_aside)
         try:
-            channel.send(delivery.message)
+            with self._claim_kept(delivery, claim.token):
+                channel.send(delivery.message)
         except Exception as exc:  # DeliveryError, or a bug in a channel: record and retry
             if not isinstance(exc, DeliveryError):
                 log.exception("unexpected error sending channel=%s", delivery.channel)
@@ -558,6 +561,32 @@ class Pipeline:
             )
         log.info("delivered channel=%s alert_id=%d", delivery.channel, delivery.alert_id)
         return _Result(_Attempt.SENT, retry_at, attempts, claim.set_aside)
+
+    @contextmanager
+    def _claim_kept(self, delivery: PendingDelivery, token: str) -> Iterator[None]:
+        """Renew the claim on ``delivery`` while it is being sent: a slow send keeps it, and
+        the claim of a process that dies expires soon after."""
+        sent = threading.Event()
+
+        def renew() -> None:
+            while not sent.wait(self.claim_renewal.total_seconds()):
+                try:
+                    self.store.renew_claim(delivery.id, token, self.clock())
+                except StoreError as exc:
+                    log.warning(
+                        "cannot renew the claim on a delivery channel=%s alert_id=%d error=%s",
+                        delivery.channel,
+                        delivery.alert_id,
+                        exc,
+                    )
+
+        renewer = threading.Thread(target=renew, name="claim", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            sent.set()
+            renewer.join()
 
 
 class _Attempt(enum.Enum):

@@ -11,12 +11,14 @@ take no lock and run beside them.
 
 The outbox is safe with several deliverers (a daemon and ``monitor poll``, or several daemons on
 PostgreSQL): a delivery is claimed with a conditional UPDATE and a lease before it is sent, so
-only one process sends it; a claim whose process died expires and the delivery is sent again
-(at least once, never lost). A channel is sent to in alert order: while one of its deliveries
-waits for a retry or is being sent, the channel's later deliveries wait too. A delivery that has
-failed a few times is probed: if the channel takes the next one, the failing one is set aside
-to be retried alone (a message the service refuses never blocks the channel); if the next one
-fails too, the channel is down and everything keeps its order.
+only one process sends it. The sender renews the lease while it sends, so the lease can be
+short: the claim of a process that died expires soon and the delivery is sent again (at least
+once, never lost), without holding its channel up for long. A channel is sent to in alert
+order: while one of its deliveries waits for a retry or is being sent, the channel's later
+deliveries wait too. A delivery that has failed a few times is probed: if the channel takes
+the next one, the failing one is set aside to be retried alone (a message the service refuses
+never blocks the channel); if the next one fails too, the channel is down and everything keeps
+its order.
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ from monitor.tables import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-DELIVERY_LEASE = timedelta(minutes=5)  # a claimed delivery not settled by then is sent again
+DELIVERY_LEASE = timedelta(seconds=20)  # a claim not renewed or settled by then is sent again
+CLAIM_RENEWAL = timedelta(seconds=5)  # how often a sender renews its claim while it sends
 # Written into the SQL, not bound, so the partial indexes over pending deliveries apply.
 _PENDING: ColumnElement[str] = literal_column("'pending'")
 PROBE_AFTER = 3  # failures of one delivery after which its channel is tried with the next one
@@ -578,6 +581,19 @@ class Store:
                 .returning(DeliveryRow.attempts, DeliveryRow.set_aside)
             ).one_or_none()
         return None if row is None else Claim(token, row.attempts, row.set_aside)
+
+    def renew_claim(self, delivery_id: int, token: str, now: datetime) -> bool:
+        """Extend the lease of a claim still being sent; False if it is no longer held."""
+        with self._transaction() as conn:
+            return bool(
+                conn.execute(
+                    update(DeliveryRow)
+                    .where(DeliveryRow.id == delivery_id)
+                    .where(DeliveryRow.status == _PENDING)
+                    .where(DeliveryRow.lease_token == token)
+                    .values(lease_until=now + DELIVERY_LEASE)
+                ).rowcount
+            )
 
     def mark_sent(self, delivery_id: int, token: str, now: datetime) -> bool:
         """Record a delivery as sent; False if the claim had expired (another process has it)."""

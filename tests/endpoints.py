@@ -4,6 +4,7 @@ receives."""
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import json
@@ -32,13 +33,26 @@ class WebhookEndpoint:
         self.fail_status: int | None = None
         self.delay = 0.0  # seconds to wait before answering, like a slow service
         self.refuse_containing: bytes | None = None  # answer 400 to bodies containing this
+        self.in_flight = 0  # requests being answered now
         self._lock = threading.Lock()
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
+                with endpoint._lock:
+                    endpoint.in_flight += 1
+                try:
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        self._answer()  # the sender may have died waiting
+                finally:
+                    with endpoint._lock:
+                        endpoint.in_flight -= 1
+
+            def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    return  # the sender died while sending
                 time.sleep(endpoint.delay)
                 status = endpoint.fail_status
                 if (

@@ -1,8 +1,8 @@
 """A real HTTP server on 127.0.0.1 that serves feeds to tests.
 
 Routes are registered at run time. The server answers conditional GETs (ETag, Last-Modified),
-counts requests per path and records their headers, and can misbehave on purpose: drip a body
-slowly, redirect, or stream for ever.
+counts requests per path and records their headers, and can misbehave on purpose: answer late,
+drip a body slowly, redirect, or stream for ever.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class Route:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay_per_byte: float = 0.0  # seconds to wait before each byte of the body
+    delay: float = 0.0  # seconds to wait before answering at all
     redirect_to: str | None = None  # a path on this server or a full URL
     endless: bool = False  # stream the body again and again until the client hangs up
 
@@ -34,6 +35,7 @@ class FeedServer:
         self.routes: dict[str, Route] = {}
         self.hits: Counter[str] = Counter()
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.in_flight = 0  # requests being answered now
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._httpd = _HTTPServer(self)
@@ -58,15 +60,20 @@ class FeedServer:
         delay_per_byte: float = 0.0,
         redirect_to: str | None = None,
         endless: bool = False,
+        delay: float = 0.0,
     ) -> None:
         self.routes[path] = Route(
-            body, status, dict(headers or {}), delay_per_byte, redirect_to, endless
+            body, status, dict(headers or {}), delay_per_byte, delay, redirect_to, endless
         )
 
     def record(self, path: str, headers: dict[str, str]) -> None:
         with self._lock:
             self.hits[path] += 1
             self.requests.append((path, headers))
+
+    def count_in_flight(self, change: int) -> None:
+        with self._lock:
+            self.in_flight += change
 
     def start(self) -> FeedServer:
         self._thread.start()
@@ -106,8 +113,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         feeds = self.server.feeds
         feeds.record(self.path, {k.lower(): v for k, v in self.headers.items()})
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
-            self._answer(feeds.routes.get(self.path))
+        route = feeds.routes.get(self.path)
+        feeds.count_in_flight(+1)
+        try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
+                if route is not None and route.delay and feeds.stopping.wait(route.delay):
+                    return
+                self._answer(route)
+        finally:
+            feeds.count_in_flight(-1)
 
     def _answer(self, route: Route | None) -> None:
         if route is None:

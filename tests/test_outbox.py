@@ -1,11 +1,13 @@
 """The outbox with real channels (apprise json:// to local endpoints) and a real SQLite file:
 several deliverers never send an alert twice, a channel that is down neither starves the others
-nor loses its order, a restart resumes what is pending, and a removed channel is given up."""
+nor loses its order, a slow send keeps its claim, a restart resumes what is pending, and a
+removed channel is given up."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from monitor.messages import build_message
 from monitor.models import AlertPlan, Article, FetchOutcome, NewArticle
 from monitor.pipeline import MAX_PROBES, DeliveryReport, Pipeline
 from monitor.runtime import load_runtime
-from monitor.store import LogFilter, Store
+from monitor.store import CLAIM_RENEWAL, DELIVERY_LEASE, LogFilter, Store
 
 START = datetime(2024, 2, 16, 9, 0, tzinfo=UTC)
 
@@ -61,13 +63,27 @@ channels = {channels}
 """
 
 
-def pipeline_for(text: str, clock: Clock, tmp_path: Path) -> Pipeline:
+def pipeline_for(
+    text: str, clock: Clock, tmp_path: Path, claim_renewal: timedelta = CLAIM_RENEWAL
+) -> Pipeline:
     config = parse_config(text, origin="test.toml", base_dir=tmp_path)
     store = Store.open(config.database.url)
     store.upgrade()
-    pipeline = Pipeline(load_runtime(config), store, Fetcher(FetchSettings()), clock=clock)
+    fetcher = Fetcher(FetchSettings())
+    pipeline = Pipeline(
+        load_runtime(config), store, fetcher, clock=clock, claim_renewal=claim_renewal
+    )
     pipeline.prepare()
     return pipeline
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def queue_alerts(pipeline: Pipeline, titles: list[str], channels: tuple[str, ...]) -> None:
@@ -108,6 +124,29 @@ def test_two_deliverers_never_send_an_alert_twice(
     assert titles(b) == [f"t{i}" for i in range(8)]
     first.store.close()
     second.store.close()
+
+
+def test_a_slow_send_keeps_its_claim_past_the_first_lease(
+    tmp_path: Path, hooks: tuple[WebhookEndpoint, WebhookEndpoint]
+) -> None:
+    a, b = hooks
+    a.delay = 0.5
+    clock, other_clock = Clock(), Clock()
+    text = config_text(tmp_path, a, b, '["a"]')
+    sender = pipeline_for(text, clock, tmp_path, claim_renewal=timedelta(seconds=0.05))
+    other = pipeline_for(text, other_clock, tmp_path)
+    queue_alerts(sender, ["t0"], ("a",))
+    sending = threading.Thread(target=sender.deliver_due)
+    sending.start()
+    assert wait_until(lambda: a.in_flight == 1)
+    clock.now = START + DELIVERY_LEASE / 2  # time passes while the send is under way
+    time.sleep(0.2)  # the sender renews its claim
+    other_clock.now = START + DELIVERY_LEASE  # past the claim as it was first taken
+    assert other.deliver_due() == DeliveryReport(0, 0)  # the channel is still being sent to
+    sending.join(timeout=10)
+    assert titles(a) == ["t0"]
+    sender.store.close()
+    other.store.close()
 
 
 def test_a_channel_down_for_hours_starves_no_other_and_gets_everything_in_order(

@@ -19,7 +19,7 @@ from monitor.errors import StoreError
 from monitor.messages import build_message
 from monitor.models import AlertPlan, Article, FetchOutcome, Mention, NewArticle
 from monitor.resources import migrations_dir
-from monitor.store import LogFilter, Store
+from monitor.store import DELIVERY_LEASE, LogFilter, Store
 from monitor.tables import Base
 
 NOW = datetime(2023, 6, 18, 12, 0, tzinfo=UTC)
@@ -156,7 +156,7 @@ def test_an_expired_claim_cannot_settle_what_another_process_took(store: Store) 
     store.save_poll(store.source_state("news"), outcome, [new_article()])
     first = store.due_deliveries(NOW)[0]
     slow = store.claim(first.id, NOW)
-    later = NOW + timedelta(minutes=6)  # the first claim's lease has run out
+    later = NOW + DELIVERY_LEASE  # the first claim's lease has run out
     fast = store.claim(first.id, later)
     assert slow and fast and slow.token != fast.token
     assert store.mark_sent(first.id, fast.token, later)
@@ -164,6 +164,29 @@ def test_an_expired_claim_cannot_settle_what_another_process_took(store: Store) 
     [alert] = store.alerts(LogFilter())
     slack_delivery = alert.deliveries[0]
     assert (slack_delivery.channel, slack_delivery.status) == ("slack", "sent")
+
+
+def test_a_renewed_claim_holds_and_an_abandoned_one_runs_out(store: Store) -> None:
+    store.sync_sources([SourceConfig(name="news", url="https://example.org/feed")], NOW)
+    outcome = FetchOutcome(NOW, "ok", 5, NOW + timedelta(minutes=15))
+    store.save_poll(store.source_state("news"), outcome, [new_article()])
+    first = store.due_deliveries(NOW)[0]
+    sending = store.claim(first.id, NOW)
+    assert sending is not None
+    halfway = NOW + DELIVERY_LEASE / 2
+    assert store.renew_claim(first.id, sending.token, halfway)
+    after_first_lease = NOW + DELIVERY_LEASE
+    due = [d.id for d in store.due_deliveries(after_first_lease)]
+    assert first.id not in due  # its channel is being sent to
+    assert store.claim(first.id, after_first_lease) is None
+
+    abandoned = halfway + DELIVERY_LEASE  # the sender died: nothing renews the claim
+    assert first.id in [d.id for d in store.due_deliveries(abandoned)]
+    taken = store.claim(first.id, abandoned)
+    assert taken is not None
+    assert not store.renew_claim(first.id, sending.token, abandoned)  # no longer its claim
+    assert store.mark_sent(first.id, taken.token, abandoned)
+    assert not store.renew_claim(first.id, taken.token, abandoned)  # settled
 
 
 def test_processes_starting_together_migrate_one_after_the_other(tmp_path: Path) -> None:
