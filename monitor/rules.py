@@ -28,6 +28,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -209,14 +210,15 @@ class Outcome:
         return self.evidence is not None
 
 
-class Clause:
+class Clause(ABC):
     """One node of a compiled query."""
 
     text = ""  # the clause as written in the query
     parts: tuple[Clause, ...] = ()
 
+    @abstractmethod
     def test(self, view: ArticleView) -> Evidence | None:
-        raise NotImplementedError
+        """The evidence that the clause holds (empty when it holds without any), or None."""
 
     def explain(self, view: ArticleView) -> Outcome:
         return Outcome(self.text, self.test(view), tuple(p.explain(view) for p in self.parts))
