@@ -256,7 +256,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_duplicates_nothing(
     settling = time.monotonic() - began - killing
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=15) == 0, daemons.log()[-3000:]
-    assert done, f"not settled: {summary(database)}"
+    assert done, f"not settled: {summary(database)}\n{sources(database)}\n{daemons.log()[-4000:]}"
 
     with closing(sqlite3.connect(database)) as db:
         articles = Counter(r[0] for r in db.execute("select guid from articles"))
@@ -298,6 +298,14 @@ def test_sigkill_at_random_moments_loses_nothing_and_duplicates_nothing(
 def settled(database: Path, articles: int, alerts: int) -> bool:
     counts = summary(database)
     return counts == {"articles": articles, "alerts": alerts, "sent": alerts}
+
+
+def sources(database: Path) -> list[tuple[object, ...]]:
+    """Each source's schedule and health, to say why a run did not settle."""
+    with closing(sqlite3.connect(database)) as db:
+        return db.execute(
+            "select name, error_count, last_error, next_check_at, disabled_at from sources"
+        ).fetchall()
 
 
 def summary(database: Path) -> dict[str, int]:
