@@ -198,6 +198,7 @@ def writing(database: Path) -> bool:
         db.close()
 
 
+@pytest.mark.crash
 @pytest.mark.timeout(300)  # about a minute of kills, then up to 90 s to settle, then checks
 def test_sigkill_at_random_moments_loses_nothing_and_duplicates_nothing(
     daemons: Daemons,
