@@ -226,11 +226,12 @@ class Pipeline:
         """The source's interval (adapted to its rhythm, halved after an overflow) or later,
         if the source asked for that."""
         interval = source.interval
+        shortest = min(source.min_interval, interval)  # never longer than the interval
         if source.adaptive:
             per_day = self.store.items_per_day(state.id, now)
-            interval = adaptive_interval(per_day, source.min_interval, source.interval)
+            interval = adaptive_interval(per_day, shortest, source.interval)
         if overflow:
-            interval = max(source.min_interval, interval / 2)
+            interval = max(shortest, interval / 2)
         hints = Hints() if overflow else fetched.hints
         at, reason = next_check(now, interval, hints, self.runtime.config.daemon.max_interval)
         if reason:

@@ -350,3 +350,15 @@ def test_a_feed_that_changed_honestly_is_no_lie(
         polling.poll(timedelta(minutes=15))  # unconditional; new items, and a new ETag
     assert "validators cannot be trusted" not in caplog.text
     polling.close()
+
+
+def test_a_coverage_gap_never_lengthens_a_short_interval(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.route("/feed", rss(items("a", "b")), headers=RSS)
+    body = source(feed_server.url("/feed")).replace('interval = "15m"', 'interval = "1m"')
+    polling = Polling(tmp_path, body)  # min_interval stays at its default, 5m
+    polling.poll()
+    feed_server.route("/feed", rss(items("c", "d")), headers=RSS)
+    assert polling.poll(timedelta(minutes=1)) == polling.clock[0] + timedelta(minutes=1)
+    polling.close()
