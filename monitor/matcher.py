@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import ahocorasick
 
-from monitor.models import TEXT_FIELDS, Article, EntityKind, FieldName, Mention
+from monitor.models import TEXT_FIELDS, Article, FieldName, Mention
 from monitor.normalise import FoldedText, fold, fold_string
 from monitor.watchlist import Entity, Role, Watchlist
 
@@ -410,10 +410,6 @@ def _named(reading: _Reading, hit: _Hit, forms: tuple[_Form, ...]) -> _Form | No
     ):
         form = _confirmed_nearby(hit, forms, reading.named_in)
     return form
-
-
-def _of_kind(hit: _Hit, kind: EntityKind) -> bool:
-    return any(f.entity.kind == kind for f in hit.forms)
 
 
 def _leftmost_longest(hits: list[_Hit]) -> list[tuple[_Hit, tuple[_Form, ...]]]:

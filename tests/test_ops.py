@@ -56,36 +56,11 @@ def test_a_channel_down_is_announced_through_the_ops_channel_and_cleared(
     tmp_path: Path, feed_server: FeedServer, slack: WebhookEndpoint, webhook: WebhookEndpoint
 ) -> None:
     feed_server.route("/feed", rss([article_item("pos01.json")]))
-    config = parse_config(
-        f"""
-[database]
-url = "sqlite:///{tmp_path / "ops.db"}"
-[daemon]
-ops_channel = "ops"
-channel_down_after = "1h"
-[[sources]]
-name = "news"
-url = "{feed_server.url("/feed")}"
-backfill = "all"
-[[channels]]
-name = "slack"
-url = "slack://T000/B000/XXXX"
-[[channels]]
-name = "ops"
-url = "json://127.0.0.1:{webhook.port}/ops"
-[[rules]]
-name = "all"
-query = "actor:antony-blinken"
-channels = ["slack"]
-""",
-        origin="ops.toml",
-        base_dir=tmp_path,
-    )
     clock = [NOW]
-    store = Store.open(config.database.url)
-    store.upgrade()
-    pipeline = Pipeline(load_runtime(config), store, Fetcher(LOCAL_FETCH), clock=lambda: clock[0])
-    pipeline.prepare()
+    pipeline = ops_pipeline(
+        tmp_path, feed_server.url("/feed"), webhook, clock, alerts_to="slack://T000/B000/XXXX"
+    )
+    store = pipeline.store
     pipeline.poll_all()
     slack.fail_status = 500
     assert pipeline.deliver_due().failed == 1
@@ -150,9 +125,15 @@ def test_the_ops_channel_must_exist(tmp_path: Path) -> None:
 
 
 def ops_pipeline(
-    tmp_path: Path, feed_url: str, webhook: WebhookEndpoint, clock: list[datetime]
+    tmp_path: Path,
+    feed_url: str,
+    webhook: WebhookEndpoint,
+    clock: list[datetime],
+    alerts_to: str | None = None,
 ) -> Pipeline:
-    """A source, and one channel that is both the alerts' channel and the ops channel."""
+    """A source, the ops channel, and a rule alerting through a channel of its own (an
+    apprise URL in ``alerts_to``, named "slack") or else through the ops channel too."""
+    alerts = f'[[channels]]\nname = "slack"\nurl = "{alerts_to}"\n' if alerts_to else ""
     config = parse_config(
         f"""
 [database]
@@ -167,10 +148,10 @@ backfill = "all"
 [[channels]]
 name = "ops"
 url = "json://127.0.0.1:{webhook.port}/ops"
-[[rules]]
+{alerts}[[rules]]
 name = "all"
 query = "actor:antony-blinken"
-channels = ["ops"]
+channels = ["{"slack" if alerts_to else "ops"}"]
 """,
         origin="ops.toml",
         base_dir=tmp_path,
