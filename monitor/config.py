@@ -11,10 +11,12 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -66,10 +68,51 @@ def _backfill(value: object) -> object:
     return _duration(value)
 
 
+def _time_zone(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin or UTC"
+            ) from exc
+    return value
+
+
+def _crontab(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a cron schedule (minute hour day month weekday,"
+                f' e.g. "0 8 * * *" for 08:00 every day): {exc}'
+            ) from exc
+    return value
+
+
+def _rate(value: object) -> object:
+    if isinstance(value, str):
+        count, _, per = value.partition("/")
+        if not count.strip().isdigit() or int(count) < 1 or not per.strip():
+            raise ValueError(f'{value!r} is not a rate: write messages per period, e.g. "1/s"')
+        period = per.strip()
+        return (int(count), parse_duration(period if period[0].isdigit() else f"1{period}"))
+    return value
+
+
 #: A duration such as "15m"; never zero.
 Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
+#: A duration that may be zero ("0s").
+Wait = Annotated[timedelta, BeforeValidator(_duration)]
 #: A backfill window: a duration, "0s" for none, or "all".
 Backfill = Annotated[timedelta, BeforeValidator(_backfill)]
+#: An IANA time zone name, e.g. "Europe/Berlin".
+TimeZone = Annotated[str, BeforeValidator(_time_zone)]
+#: A cron schedule: minute hour day-of-month month day-of-week, e.g. "0 8 * * 1-5".
+Crontab = Annotated[str, BeforeValidator(_crontab)]
+#: A rate: messages per period, e.g. "1/s", "20/m", "100/1h"; as (count, period).
+Rate = Annotated[tuple[int, timedelta], BeforeValidator(_rate)]
 
 
 class _Section(BaseModel):
@@ -140,6 +183,8 @@ class SourceConfig(_Section):
     # Poll more often when the source publishes often: between min_interval and interval.
     adaptive: StrictBool = False
     min_interval: Duration = timedelta(minutes=5)
+    # An outlet of the tier the user marked important: a story it joins is worth an update.
+    important: StrictBool = False
 
     @field_validator("url")
     @classmethod
@@ -161,10 +206,43 @@ class SourceConfig(_Section):
         return self.url if self.url is not None else str(self.path)
 
 
+class QuietHours(_Section):
+    """A daily window (``start`` to ``end``, across midnight when ``end`` is earlier) in which
+    a channel is not disturbed: what matches is held and sent as one digest when it ends."""
+
+    start: time
+    end: time
+    timezone: TimeZone = "UTC"
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("quiet hours start and end at the same time: give a window")
+        return self
+
+
+class Templates(_Section):
+    """Jinja2 files that replace a channel's built-in templates (paths relative to the config).
+    ``text`` serves the console and plain-text services, ``slack`` Slack, ``html`` and ``text``
+    the two parts of an email; ``*_digest`` the same for digests."""
+
+    text: Path | None = None
+    html: Path | None = None
+    slack: Path | None = None
+    text_digest: Path | None = None
+    html_digest: Path | None = None
+    slack_digest: Path | None = None
+
+
 class ChannelConfig(_Section):
     name: str = Field(pattern=_NAME)
     url: str | None = None  # any apprise URL: slack://…, mailto://…, json://…
-    kind: Literal["apprise", "console"] = "apprise"
+    kind: Literal["apprise", "console", "slack"] = "apprise"  # slack: an incoming-webhook URL
+    rate_limit: Rate | None = None  # e.g. "1/s" (Slack's); None: as fast as the service takes
+    quiet_hours: QuietHours | None = None
+    digest: Crontab | None = None  # deliver as digests on this schedule instead of one by one
+    timezone: TimeZone = "UTC"  # of the digest schedule
+    templates: Templates = Templates()
 
     @model_validator(mode="after")
     def _url_for_apprise(self) -> ChannelConfig:
@@ -172,6 +250,10 @@ class ChannelConfig(_Section):
             raise ValueError('give a channel `url` (an apprise URL) or `kind = "console"`')
         if self.kind == "console" and self.url:
             raise ValueError("a console channel takes no `url`")
+        if self.kind == "slack" and not (self.url or "").lower().startswith("https://"):
+            raise ValueError(
+                'a slack channel takes its incoming-webhook `url` (https://hooks.slack.com/…)'
+            )
         return self
 
 
@@ -180,6 +262,22 @@ class RuleConfig(_Section):
     query: str = Field(min_length=1)
     channels: tuple[str, ...] = ()
     enabled: StrictBool = True
+    # Hold a new story's first alert this long, to gather more outlets into one message.
+    group_wait: Wait = timedelta(0)
+    # At least this long between two messages about one story (its updates wait).
+    group_interval: Wait = timedelta(minutes=30)
+    digest: Crontab | None = None  # deliver this rule's alerts as digests on this schedule
+    timezone: TimeZone = "UTC"  # of the digest schedule
+    critical: StrictBool = False  # goes through quiet hours (silences still apply)
+
+
+class StoriesConfig(_Section):
+    """How articles are grouped into stories (``monitor.stories``)."""
+
+    # A story stays open this long after its last article; later articles start a new one.
+    window: Duration = timedelta(days=3)
+    # A story reaching each of these numbers of outlets is worth an update.
+    outlet_milestones: tuple[Annotated[StrictInt, Field(ge=2)], ...] = (5, 10, 25)
 
 
 class Config(_Section):
@@ -187,6 +285,7 @@ class Config(_Section):
     watchlist: WatchlistConfig = Field(default_factory=WatchlistConfig)
     fetch: FetchConfig = FetchConfig()
     daemon: DaemonConfig = DaemonConfig()
+    stories: StoriesConfig = StoriesConfig()
     sources: tuple[SourceConfig, ...] = ()
     channels: tuple[ChannelConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
@@ -331,7 +430,19 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
     watchlist = config.watchlist.model_copy(
         update={"files": tuple(resolve(f) for f in config.watchlist.files)}
     )
-    return config.model_copy(update={"sources": sources, "watchlist": watchlist})
+    channels = tuple(
+        c.model_copy(
+            update={
+                "templates": c.templates.model_copy(
+                    update={k: resolve(v) for k, v in c.templates if v is not None}
+                )
+            }
+        )
+        for c in config.channels
+    )
+    return config.model_copy(
+        update={"sources": sources, "watchlist": watchlist, "channels": channels}
+    )
 
 
 #: The built-in default: the seed corpus as a source, the seeded watchlist, console alerts.

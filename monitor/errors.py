@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 class MonitorError(Exception):
@@ -66,4 +67,9 @@ class StoreError(MonitorError):
 
 
 class DeliveryError(MonitorError):
-    """A channel did not accept a message."""
+    """A channel did not accept a message. ``retry_after`` is set when the service said how
+    long to wait (HTTP 429 with Retry-After): the channel is held that long, not failed."""
+
+    def __init__(self, message: str, *, retry_after: timedelta | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)

@@ -103,6 +103,34 @@ class AlertMessage:
     topics: tuple[str, ...]  # display names
     snippet: str  # plain text
     highlights: tuple[tuple[int, int], ...] = field(default=())  # spans of matched words in snippet
+    # The story the article belongs to, as it stood when the message was made or last held.
+    story_id: int | None = None
+    story_title: str | None = None
+    outlets: tuple[str, ...] = ()  # outlets that have published the story
+    articles: int = 1  # articles in the story
+    kind: Literal["new", "update"] = "new"  # a new story, or an update of one already alerted
+    changes: tuple[str, ...] = ()  # for an update: what changed ("new actor: Qin Gang" …)
+    follows: int | None = None  # for an update: the alert it follows
+    critical: bool = False  # the rule goes through quiet hours
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Several alerts delivered as one message: on a digest schedule, or at the end of a
+    channel's quiet hours. Grouped by story, most important first."""
+
+    reason: Literal["digest", "quiet hours"]
+    alerts: tuple[AlertMessage, ...]
+    since: datetime | None = None  # the earliest alert gathered
+
+    @property
+    def stories(self) -> tuple[tuple[AlertMessage, ...], ...]:
+        """The alerts grouped by story (an alert without one is its own), in order."""
+        groups: dict[object, list[AlertMessage]] = {}
+        for index, alert in enumerate(self.alerts):
+            key = alert.story_id if alert.story_id is not None else ("alert", index)
+            groups.setdefault(key, []).append(alert)
+        return tuple(tuple(g) for g in groups.values())
 
 
 def _unique(ids: object) -> tuple[str, ...]:
@@ -122,6 +150,30 @@ class AlertPlan:
     evidence: tuple[Mention, ...]
     suppressed: str | None = None  # why no alert goes out (e.g. "backfill"); None: alert
     rule_version: str = ""  # a hash of the rule's query, recorded with the match
+
+
+@dataclass(frozen=True)
+class Story:
+    """Articles from one or more outlets about one event, as it stands."""
+
+    id: int
+    title: str
+    first_seen: datetime
+    last_seen: datetime
+    articles: int
+    outlets: tuple[str, ...]  # in the order they joined
+    actors: tuple[str, ...]  # ids of the tracked actors its articles name
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StoryAssignment:
+    """Where a new article went: the story it joined or started, as it stands after."""
+
+    story: Story
+    started: bool  # the article started the story
+    outlet: str  # the article's outlet
+    duplicate_of: int | None = None  # the stored article it repeats (same or near-same text)
 
 
 @dataclass(frozen=True)
@@ -183,3 +235,7 @@ class PendingDelivery:
     attempts: int
     message: AlertMessage
     set_aside: bool = False  # refused while its channel took others: it waits alone
+
+
+#: What a channel carries: one alert, or a digest of several.
+Message = AlertMessage | Digest
