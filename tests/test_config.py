@@ -66,7 +66,7 @@ def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
         ("[[channels]]\nname='c'", "channels[0]: give a channel `url`"),
         (
             "[[channels]]\nname='c'\nkind='pager'",
-            "channels[0].kind: Input should be 'apprise' or 'console'",
+            "channels[0].kind: Input should be 'apprise', 'console' or 'slack'",
         ),
         (
             "[[channels]]\nname='c'\nurl='${SLACK_WEBHOOK}'",
