@@ -61,6 +61,7 @@ from monitor.models import (
     NewArticle,
     PendingDelivery,
     SourceState,
+    StoryAssignment,
 )
 from monitor.resources import migrations_dir
 from monitor.tables import (
@@ -476,6 +477,7 @@ class Store:
             conn.execute(
                 self._insert(MentionRow), [_mention_row(article_id, m) for m in item.mentions]
             )
+        self._join_story(conn, article_id, item, now)
         for plan in item.alerts:
             conn.execute(
                 self._insert(MatchRow)
@@ -493,6 +495,12 @@ class Store:
             if plan.suppressed is None:
                 self._queue_alert(conn, article_id, plan, now)
         return 1
+
+    def _join_story(
+        self, conn: Connection, article_id: int, item: NewArticle, now: datetime
+    ) -> StoryAssignment | None:
+        """The story a new article joins or starts (None: it belongs to none)."""
+        return None
 
     def _queue_alert(
         self, conn: Connection, article_id: int, plan: AlertPlan, now: datetime
