@@ -252,7 +252,7 @@ class ChannelConfig(_Section):
             raise ValueError("a console channel takes no `url`")
         if self.kind == "slack" and not (self.url or "").lower().startswith("https://"):
             raise ValueError(
-                'a slack channel takes its incoming-webhook `url` (https://hooks.slack.com/…)'
+                "a slack channel takes its incoming-webhook `url` (https://hooks.slack.com/…)"
             )
         return self
 
@@ -262,6 +262,8 @@ class RuleConfig(_Section):
     query: str = Field(min_length=1)
     channels: tuple[str, ...] = ()
     enabled: StrictBool = True
+    # One alert per story (later articles only update it), or one per article.
+    group_by: Literal["story", "article"] = "story"
     # Hold a new story's first alert this long, to gather more outlets into one message.
     group_wait: Wait = timedelta(0)
     # At least this long between two messages about one story (its updates wait).

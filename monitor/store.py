@@ -39,6 +39,7 @@ from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import (
     Connection,
     Engine,
+    case,
     create_engine,
     event,
     func,
@@ -50,10 +51,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
-from monitor.config import SourceConfig
+from monitor.config import SourceConfig, StoriesConfig
 from monitor.errors import StoreError
 from monitor.messages import message_from_json, message_to_json
 from monitor.models import (
+    AlertMessage,
     AlertPlan,
     Article,
     FetchOutcome,
@@ -64,6 +66,7 @@ from monitor.models import (
     StoryAssignment,
 )
 from monitor.resources import migrations_dir
+from monitor.routing import Decision, Outcome, Router, Silence, said_about
 from monitor.tables import (
     AlertRow,
     ArticleRow,
@@ -72,6 +75,7 @@ from monitor.tables import (
     MatchRow,
     MentionRow,
     OpsEventRow,
+    SilenceRow,
     SourceRow,
 )
 
@@ -424,12 +428,21 @@ class Store:
     # --- one poll, written at once ---------------------------------------------------------
 
     def save_poll(
-        self, source: SourceState, outcome: FetchOutcome, new: Sequence[NewArticle]
+        self,
+        source: SourceState,
+        outcome: FetchOutcome,
+        new: Sequence[NewArticle],
+        router: Router | None = None,
     ) -> int:
-        """Record a poll and everything it found, in one transaction. Returns articles added."""
+        """Record a poll and everything it found, in one transaction: articles, the stories
+        they join, what the rules' matches become (``router``; without one, every match
+        alerts at once through its rule's channels). Returns articles added."""
+        router = router or Router((), (), StoriesConfig())
         with self._transaction() as conn:
+            silences = self._active_silences(conn, outcome.started_at) if new else []
             added = sum(
-                self._save_article(conn, source.id, item, outcome.started_at) for item in new
+                self._save_article(conn, source.id, item, outcome.started_at, router, silences)
+                for item in new
             )
             conn.execute(
                 self._insert(FetchRow).values(
@@ -450,7 +463,13 @@ class Store:
         return added
 
     def _save_article(
-        self, conn: Connection, source_id: int, item: NewArticle, now: datetime
+        self,
+        conn: Connection,
+        source_id: int,
+        item: NewArticle,
+        now: datetime,
+        router: Router,
+        silences: Sequence[Silence],
     ) -> int:
         article = item.article
         article_id = conn.execute(
@@ -477,23 +496,9 @@ class Store:
             conn.execute(
                 self._insert(MentionRow), [_mention_row(article_id, m) for m in item.mentions]
             )
-        self._join_story(conn, article_id, item, now)
+        story = self._join_story(conn, article_id, item, now)
         for plan in item.alerts:
-            conn.execute(
-                self._insert(MatchRow)
-                .values(
-                    article_id=article_id,
-                    rule=plan.rule,
-                    rule_version=plan.rule_version or None,
-                    created_at=now,
-                    alerted=plan.suppressed is None,
-                    reason=plan.suppressed,
-                    evidence=[asdict(m) for m in plan.evidence],
-                )
-                .on_conflict_do_nothing()
-            )
-            if plan.suppressed is None:
-                self._queue_alert(conn, article_id, plan, now)
+            self._route(conn, article_id, plan, item, story, router, silences, now)
         return 1
 
     def _join_story(
@@ -502,32 +507,157 @@ class Store:
         """The story a new article joins or starts (None: it belongs to none)."""
         return None
 
-    def _queue_alert(
-        self, conn: Connection, article_id: int, plan: AlertPlan, now: datetime
+    def _route(
+        self,
+        conn: Connection,
+        article_id: int,
+        plan: AlertPlan,
+        item: NewArticle,
+        story: StoryAssignment | None,
+        router: Router,
+        silences: Sequence[Silence],
+        now: datetime,
     ) -> None:
-        """The alert, and a pending delivery for each of the rule's channels (the outbox)."""
-        alert_id = conn.execute(
+        """Record a rule's match on a new article, and what it becomes (``monitor.routing``)."""
+        if plan.suppressed is not None:
+            self._record_match(conn, article_id, plan, now, Outcome.BACKFILL, plan.suppressed)
+            return
+        said = None
+        if story is not None and router.by_story(plan.rule):
+            said = said_about(self._story_alerts(conn, plan.rule, story.story.id, now))
+        decision = router.decide(plan, item.mentions, story, said, silences, now)
+        alert_id = decision.alert
+        if decision.outcome is Outcome.GROUPED:
+            if decision.message is not None and alert_id is not None:  # not sent yet: refresh
+                conn.execute(
+                    update(AlertRow)
+                    .where(AlertRow.id == alert_id)
+                    .values(message=message_to_json(decision.message))
+                )
+        else:
+            alert_id = self._queue_alert(conn, article_id, plan, story, decision, router, now)
+        self._record_match(conn, article_id, plan, now, decision.outcome, decision.reason, alert_id)
+
+    def _record_match(
+        self,
+        conn: Connection,
+        article_id: int,
+        plan: AlertPlan,
+        now: datetime,
+        outcome: Outcome,
+        reason: str | None,
+        alert_id: int | None = None,
+    ) -> None:
+        conn.execute(
+            self._insert(MatchRow)
+            .values(
+                article_id=article_id,
+                rule=plan.rule,
+                rule_version=plan.rule_version or None,
+                created_at=now,
+                alerted=outcome in (Outcome.ALERT, Outcome.UPDATE),
+                reason=reason,
+                evidence=[asdict(m) for m in plan.evidence],
+                alert_id=alert_id,
+                outcome=str(outcome),
+            )
+            .on_conflict_do_nothing()
+        )
+
+    def _queue_alert(
+        self,
+        conn: Connection,
+        article_id: int,
+        plan: AlertPlan,
+        story: StoryAssignment | None,
+        decision: Decision,
+        router: Router,
+        now: datetime,
+    ) -> int | None:
+        """The alert (kept, and marked when silenced), and a pending delivery for each of the
+        rule's channels, each at its time and in its way (the outbox)."""
+        assert decision.message is not None
+        silenced = decision.outcome is Outcome.SILENCED
+        send_at = decision.send_at or now
+        alert_id: int | None = conn.execute(
             self._insert(AlertRow)
             .values(
                 article_id=article_id,
                 rule=plan.rule,
                 created_at=now,
-                message=message_to_json(plan.message),
+                message=message_to_json(decision.message),
+                story_id=story.story.id if story is not None else None,
+                kind=decision.message.kind,
+                follows=decision.message.follows,
+                silence_id=decision.silence.id if decision.silence is not None else None,
+                send_at=None if silenced else send_at,
             )
             .on_conflict_do_nothing()
             .returning(AlertRow.id)
         ).scalar_one_or_none()
-        if alert_id is None or not plan.channels:
-            return
+        deliveries = [] if silenced else router.deliveries(plan, send_at, now)
+        if alert_id is None or not deliveries:
+            return alert_id
         conn.execute(
             self._insert(DeliveryRow).on_conflict_do_nothing(),
             [
                 dict(
-                    alert_id=alert_id, channel=c, status="pending", attempts=0, next_attempt_at=now
+                    alert_id=alert_id,
+                    channel=d.channel,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=d.at,
+                    mode=str(d.mode),
+                    note=d.note,
                 )
-                for c in plan.channels
+                for d in deliveries
             ],
         )
+        return alert_id
+
+    def _story_alerts(
+        self, conn: Connection, rule: str, story_id: int, now: datetime
+    ) -> list[tuple[int, AlertMessage, bool, datetime]]:
+        """A rule's alerts about a story, oldest first, silenced ones left out: (id, message,
+        still open — none of its deliveries gone out or going —, when it was to go out)."""
+        rows = conn.execute(
+            select(AlertRow.id, AlertRow.message, AlertRow.send_at, AlertRow.created_at)
+            .where(AlertRow.rule == rule)
+            .where(AlertRow.story_id == story_id)
+            .where(AlertRow.silence_id.is_(None))
+            .order_by(AlertRow.id)
+        ).all()
+        if not rows:
+            return []
+        started = (
+            (DeliveryRow.status != _PENDING)
+            | (DeliveryRow.attempts > 0)
+            | (DeliveryRow.lease_until.is_not(None) & (DeliveryRow.lease_until > now))
+        )
+        ids = [r.id for r in rows]
+        counts = conn.execute(
+            select(
+                DeliveryRow.alert_id,
+                func.count(),
+                func.sum(case((started, 1), else_=0)),
+            )
+            .where(DeliveryRow.alert_id.in_(ids))
+            .group_by(DeliveryRow.alert_id)
+        ).all()
+        opened = {alert_id for alert_id, total, gone in counts if total and not gone}
+        return [
+            (r.id, message_from_json(r.message), r.id in opened, r.send_at or r.created_at)
+            for r in rows
+        ]
+
+    def _active_silences(self, conn: Connection, now: datetime) -> list[Silence]:
+        rows = conn.execute(
+            select(SilenceRow)
+            .where(SilenceRow.expires_at > now)
+            .where(SilenceRow.expired_at.is_(None))
+            .order_by(SilenceRow.id)
+        ).scalars()
+        return [_silence(r) for r in rows]
 
     # --- the outbox ----------------------------------------------------------------------
 
@@ -1148,6 +1278,21 @@ def _deliveries(conn: Connection, ids: list[int]) -> dict[int, tuple[DeliveryRec
             )
             found.setdefault(d.alert_id, []).append(record)
     return {k: tuple(v) for k, v in found.items()}
+
+
+def _silence(row: SilenceRow) -> Silence:
+    return Silence(
+        id=row.id,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        reason=row.reason,
+        expires_at=row.expires_at,
+        expired_at=row.expired_at,
+        actor=row.actor,
+        topic=row.topic,
+        source=row.source,
+        rule=row.rule,
+    )
 
 
 def _mention_row(article_id: int, m: Mention) -> dict[str, Any]:

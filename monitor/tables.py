@@ -5,9 +5,13 @@
     fetches     one row per poll of a source: when, outcome, HTTP status, duration, new items
     articles    one row per distinct item of a source (unique by source and identity key)
     mentions    where an article names a tracked actor or topic (field and character span)
-    matches     one row per (rule, article) the rule matched, alerting or not
-    alerts      one row per match that alerts, with the message it carries
-    deliveries  one row per (alert, channel): the outbox, with attempts and the last error
+    matches     one row per (rule, article) the rule matched, and what became of it (outcome):
+                a new alert, grouped into its story's alert, an update, silenced, backfill
+    alerts      one row per message about a story (its first alert or an update) or article,
+                with the message it carries; kept and marked when a silence covers it
+    deliveries  one row per (alert, channel): the outbox, with attempts and the last error, and
+                whether it goes at once, at the end of quiet hours or in a digest
+    silences    who silenced which actor, topic, source or rule, why, and until when
     ops_events  one row per operational issue (a source disabled or silent, a channel down):
                 when it opened and cleared, and when each was announced
 """
@@ -135,6 +139,8 @@ class MatchRow(Base):
     alerted: Mapped[bool] = mapped_column(default=True)
     reason: Mapped[str | None] = mapped_column(Text)  # why it did not alert (e.g. backfill)
     evidence: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    alert_id: Mapped[int | None] = mapped_column(Integer)  # the alert it made or joined
+    outcome: Mapped[str | None] = mapped_column(String(20))  # see monitor.routing.Outcome
     __table_args__ = (UniqueConstraint("rule", "article_id", name="uq_matches_rule_article"),)
 
 
@@ -145,7 +151,15 @@ class AlertRow(Base):
     rule: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     message: Mapped[dict[str, object]] = mapped_column(JSON)  # the AlertMessage, as JSON
-    __table_args__ = (UniqueConstraint("rule", "article_id", name="uq_alerts_rule_article"),)
+    story_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10), default="new", server_default="new")  # update
+    follows: Mapped[int | None] = mapped_column(Integer)  # the alert an update follows
+    silence_id: Mapped[int | None] = mapped_column(Integer)  # kept, not sent: silenced
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # after group_wait …
+    __table_args__ = (
+        UniqueConstraint("rule", "article_id", name="uq_alerts_rule_article"),
+        Index("ix_alerts_rule_story", "rule", "story_id"),
+    )
 
 
 class DeliveryRow(Base):
@@ -162,6 +176,10 @@ class DeliveryRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)  # first failed attempt
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    mode: Mapped[str] = mapped_column(
+        String(10), default="now", server_default="now"
+    )  # quiet, digest
+    note: Mapped[str | None] = mapped_column(Text)  # why it waits: quiet hours, digest, 429
     __table_args__ = (
         UniqueConstraint("alert_id", "channel", name="uq_deliveries_alert_channel"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
@@ -181,6 +199,21 @@ class DeliveryRow(Base):
             postgresql_where=text("status = 'pending'"),
         ),
     )
+
+
+class SilenceRow(Base):
+    __tablename__ = "silences"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # ended early, by hand
+    # what it covers: every one given must hold (an actor or topic the article names)
+    actor: Mapped[str | None] = mapped_column(String(200))
+    topic: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str | None] = mapped_column(String(200))
+    rule: Mapped[str | None] = mapped_column(String(200))
 
 
 class OpsEventRow(Base):
