@@ -24,7 +24,7 @@ from monitor.messages import (
     slack_subject,
     subject,
 )
-from monitor.models import AlertMessage
+from monitor.models import AlertMessage, Digest, Message
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 class Channel(Protocol):
     name: str
 
-    def send(self, message: AlertMessage) -> None:
-        """Deliver ``message`` or raise DeliveryError."""
+    def send(self, message: Message) -> None:
+        """Deliver ``message`` (one alert, or a digest) or raise DeliveryError."""
 
 
 class ConsoleChannel:
@@ -44,7 +44,11 @@ class ConsoleChannel:
         self._stream = stream
         self._lock = threading.Lock()
 
-    def send(self, message: AlertMessage) -> None:
+    def send(self, message: Message) -> None:
+        if isinstance(message, Digest):
+            for alert in message.alerts:
+                self.send(alert)
+            return
         stream = self._stream or sys.stdout
         rule = "=" * 78
         with self._lock:
@@ -71,8 +75,14 @@ class AppriseChannel:
         self.service = str(getattr(self.plugin, "service_name", "") or "")
         self._schema = url.split(":", 1)[0].lower()
 
-    def send(self, message: AlertMessage) -> None:
-        title, body, body_format = self._render(message)
+    def send(self, message: Message) -> None:
+        if isinstance(message, Digest):
+            title, body, body_format = self._render(message.alerts[0])
+            for alert in message.alerts[1:]:
+                body += "\n\n" + self._render(alert)[1]
+            title = f"Digest ({message.reason}): {len(message.alerts)} alerts"
+        else:
+            title, body, body_format = self._render(message)
         with apprise.LogCapture(level=logging.DEBUG) as captured:  # type: ignore[no-untyped-call]
             ok = self._apprise.notify(body=body, title=title, body_format=body_format)
         if not ok:

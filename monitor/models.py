@@ -235,6 +235,8 @@ class PendingDelivery:
     attempts: int
     message: AlertMessage
     set_aside: bool = False  # refused while its channel took others: it waits alone
+    mode: str = "now"  # now | quiet | digest (see monitor.routing.Mode)
+    created_at: datetime | None = None  # of its alert
 
 
 #: What a channel carries: one alert, or a digest of several.

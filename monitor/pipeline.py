@@ -17,6 +17,7 @@ import enum
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -35,12 +36,14 @@ from monitor.messages import build_message
 from monitor.models import (
     AlertPlan,
     Article,
+    Digest,
     FetchOutcome,
     NewArticle,
     PendingDelivery,
     SourceState,
 )
 from monitor.ops import channel_issues, notice, source_issues
+from monitor.routing import Mode, Router, digest_order
 from monitor.runtime import Runtime
 from monitor.sandbox import BoundedParser
 from monitor.schedule import (
@@ -53,7 +56,7 @@ from monitor.schedule import (
     retry_after,
     update_period,
 )
-from monitor.store import CLAIM_RENEWAL, PROBE_AFTER, OpsEvent, Store
+from monitor.store import CLAIM_RENEWAL, PROBE_AFTER, Claim, OpsEvent, Store
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +120,16 @@ class Pipeline:
         self.stop = stop or threading.Event()
         self.claim_renewal = claim_renewal
         self.matcher = Matcher(runtime.watchlist)
+        config = runtime.config
+        self.router = Router(
+            config.rules,
+            config.channels,
+            config.stories,
+            frozenset(s.name for s in config.sources if s.important),
+        )
+        self._pace = {
+            c.name: _Pace(*c.rate_limit) for c in config.channels if c.rate_limit is not None
+        }
         self._names: dict[tuple[str, str], str] = {
             (e.kind, e.id): e.name for e in runtime.watchlist.entities
         }
@@ -203,7 +216,7 @@ class Pipeline:
             feed_wait=fetched.hints.feed_wait,
         )
         self._report_coverage(source, state, fetched, overflow, len(new))
-        added = self.store.save_poll(state, outcome, new)
+        added = self.store.save_poll(state, outcome, new, self.router)
         alerts = sum(1 for item in new for plan in item.alerts if plan.suppressed is None)
         log.info(
             "polled source=%s status=%s items=%d new=%d alerts=%d",
@@ -466,8 +479,9 @@ class Pipeline:
         and holds, keeping its order."""
         tally = {outcome: 0 for outcome in _Attempt}
         done: set[int] = set()  # sent or tried here as probes
-        held: set[str] = set()  # channels finished for this round
         due = self.store.due_deliveries(self.clock())
+        held = self._deliver_gathered([d for d in due if d.mode != Mode.NOW], tally)
+        due = [d for d in due if d.mode == Mode.NOW]
         for index, delivery in enumerate(due):
             if self.stop.is_set():
                 break
@@ -475,8 +489,8 @@ class Pipeline:
                 continue
             result = self._attempt(delivery)
             tally[result.outcome] += 1
-            if result.outcome is _Attempt.TAKEN:
-                held.add(delivery.channel)  # another process is sending to it
+            if result.outcome in (_Attempt.TAKEN, _Attempt.POSTPONED):
+                held.add(delivery.channel)  # another process is sending to it, or it must wait
             elif result.outcome is _Attempt.FAILED and not result.set_aside:
                 later = [d for d in due[index + 1 :] if d.channel == delivery.channel]
                 if not self._probe(delivery, result, later, done, tally):
@@ -539,20 +553,15 @@ class Pipeline:
             )
             return _Result(_Attempt.GIVEN_UP, retry_at, attempts, claim.set_aside)
         try:
+            self._keep_pace(delivery.channel, [delivery.id])
             with self._claim_kept(delivery, claim.token):
                 channel.send(delivery.message)
-        except Exception as exc:  # DeliveryError, or a bug in a channel: record and retry
-            if not isinstance(exc, DeliveryError):
-                log.exception("unexpected error sending channel=%s", delivery.channel)
-            self.store.mark_failed(delivery.id, claim.token, describe(exc), retry_at, now)
-            log.warning(
-                "delivery failed channel=%s alert_id=%d attempt=%d error=%s",
-                delivery.channel,
-                delivery.alert_id,
-                attempts,
-                exc,
-            )
-            return _Result(_Attempt.FAILED, retry_at, attempts, claim.set_aside)
+        except DeliveryError as exc:
+            if exc.retry_after is None:
+                return self._failed(delivery, claim.token, exc, retry_at, attempts, now, claim)
+            return self._postponed(delivery, claim.token, exc.retry_after, attempts, claim)
+        except Exception as exc:  # a bug in a channel: record and retry
+            return self._failed(delivery, claim.token, exc, retry_at, attempts, now, claim)
         if not self.store.mark_sent(delivery.id, claim.token, self.clock()):
             log.warning(
                 "delivery sent after its claim expired (it may be sent twice) channel=%s "
@@ -563,23 +572,166 @@ class Pipeline:
         log.info("delivered channel=%s alert_id=%d", delivery.channel, delivery.alert_id)
         return _Result(_Attempt.SENT, retry_at, attempts, claim.set_aside)
 
+    def _failed(
+        self,
+        delivery: PendingDelivery,
+        token: str,
+        exc: Exception,
+        retry_at: datetime,
+        attempts: int,
+        now: datetime,
+        claim: Claim,
+    ) -> _Result:
+        """Record a failed send, to be retried at ``retry_at``."""
+        if not isinstance(exc, DeliveryError):
+            log.exception("unexpected error sending channel=%s", delivery.channel)
+        self.store.mark_failed(delivery.id, token, describe(exc), retry_at, now)
+        log.warning(
+            "delivery failed channel=%s alert_id=%d attempt=%d error=%s",
+            delivery.channel,
+            delivery.alert_id,
+            attempts,
+            exc,
+        )
+        return _Result(_Attempt.FAILED, retry_at, attempts, claim.set_aside)
+
+    def _postponed(
+        self,
+        delivery: PendingDelivery,
+        token: str,
+        wait: timedelta,
+        attempts: int,
+        claim: Claim,
+    ) -> _Result:
+        """The service asked to wait (HTTP 429, Retry-After): the channel waits that long; it
+        is not a failure."""
+        wait = min(wait, MAX_DELIVERY_BACKOFF)
+        until = self.clock() + wait
+        note = f"rate limited by the service: asked to wait {int(wait.total_seconds())}s"
+        self.store.postpone(delivery.id, token, until, note)
+        self.store.hold_channel(delivery.channel, until)
+        log.warning(
+            "delivery rate limited channel=%s alert_id=%d wait=%ds",
+            delivery.channel,
+            delivery.alert_id,
+            wait.total_seconds(),
+        )
+        return _Result(_Attempt.POSTPONED, until, attempts - 1, claim.set_aside)
+
+    def _deliver_gathered(self, due: list[PendingDelivery], tally: dict[_Attempt, int]) -> set[str]:
+        """Send each channel's due digest, and what its quiet hours held, as one message each.
+        Returns the channels that failed or must wait (finished for this round)."""
+        gathered: dict[tuple[str, str], list[PendingDelivery]] = {}
+        for delivery in due:
+            gathered.setdefault((delivery.channel, delivery.mode), []).append(delivery)
+        held = set()
+        for (channel, mode), deliveries in gathered.items():
+            if self.stop.is_set() or channel in held:
+                break
+            outcome = self._attempt_digest(channel, mode, deliveries)
+            tally[outcome] += len(deliveries)
+            if outcome is not _Attempt.SENT:
+                held.add(channel)
+        return held
+
+    def _attempt_digest(
+        self, channel_name: str, mode: str, deliveries: list[PendingDelivery]
+    ) -> _Attempt:
+        """Claim the deliveries due for one channel's digest (or the end of its quiet hours)
+        and send them as one message: all marked sent, or all retried later."""
+        now = self.clock()
+        claims = [(d, self.store.claim(d.id, now)) for d in deliveries]
+        taken = [(d, c) for d, c in claims if c is not None]
+        if not taken:
+            return _Attempt.TAKEN
+        channel = self.runtime.channels.get(channel_name)
+        if channel is None:
+            for d, c in taken:
+                error = f"channel {channel_name!r} is no longer configured"
+                self.store.give_up(d.id, c.token, error)
+            return _Attempt.GIVEN_UP
+        times = [d.created_at for d, _ in taken if d.created_at is not None]
+        digest = Digest(
+            "digest" if mode == Mode.DIGEST else "quiet hours",
+            tuple(digest_order([(d.alert_id, d.message) for d, _ in taken])),
+            since=min(times, default=None),
+        )
+        try:
+            self._keep_pace(channel_name, [d.id for d, _ in taken])
+            with self._claims_kept([(d, c.token) for d, c in taken]):
+                channel.send(digest)
+        except Exception as exc:  # DeliveryError, or a bug in a channel
+            return self._digest_failed(channel_name, digest, taken, exc, now)
+        sent_at = self.clock()
+        for d, c in taken:
+            self.store.mark_sent(d.id, c.token, sent_at)
+        log.info("delivered %s channel=%s alerts=%d", digest.reason, channel_name, len(taken))
+        return _Attempt.SENT
+
+    def _digest_failed(
+        self,
+        channel: str,
+        digest: Digest,
+        taken: list[tuple[PendingDelivery, Claim]],
+        exc: Exception,
+        now: datetime,
+    ) -> _Attempt:
+        if isinstance(exc, DeliveryError) and exc.retry_after is not None:
+            for d, c in taken:
+                self._postponed(d, c.token, exc.retry_after, c.attempts + 1, c)
+            return _Attempt.POSTPONED
+        if not isinstance(exc, DeliveryError):
+            log.exception("unexpected error sending channel=%s", channel)
+        attempts = max(c.attempts for _, c in taken) + 1
+        retry_base = self.runtime.config.daemon.retry_base
+        retry_at = now + backoff(retry_base, attempts, MAX_DELIVERY_BACKOFF)
+        for d, c in taken:
+            self.store.mark_failed(d.id, c.token, describe(exc), retry_at, now)
+        self.store.hold_channel(channel, retry_at)
+        log.warning(
+            "%s failed channel=%s alerts=%d attempt=%d error=%s",
+            digest.reason,
+            channel,
+            len(taken),
+            attempts,
+            exc,
+        )
+        return _Attempt.FAILED
+
+    def _keep_pace(self, channel: str, delivery_ids: list[int]) -> None:
+        """Wait, if the channel's ``rate_limit`` says so, before sending to it."""
+        pace = self._pace.get(channel)
+        if pace is None:
+            return
+        waited = pace.wait(self.stop)
+        if waited > 0:
+            note = f"rate limited: waited {waited:.1f}s for the channel's rate_limit"
+            for delivery_id in delivery_ids:
+                self.store.note_delivery(delivery_id, note)
+
     @contextmanager
     def _claim_kept(self, delivery: PendingDelivery, token: str) -> Iterator[None]:
-        """Renew the claim on ``delivery`` while it is being sent: a slow send keeps it, and
-        the claim of a process that dies expires soon after."""
+        with self._claims_kept([(delivery, token)]):
+            yield
+
+    @contextmanager
+    def _claims_kept(self, claims: list[tuple[PendingDelivery, str]]) -> Iterator[None]:
+        """Renew the claims on deliveries while they are being sent: a slow send keeps them,
+        and the claims of a process that dies expire soon after."""
         sent = threading.Event()
 
         def renew() -> None:
             while not sent.wait(self.claim_renewal.total_seconds()):
-                try:
-                    self.store.renew_claim(delivery.id, token, self.clock())
-                except StoreError as exc:
-                    log.warning(
-                        "cannot renew the claim on a delivery channel=%s alert_id=%d error=%s",
-                        delivery.channel,
-                        delivery.alert_id,
-                        exc,
-                    )
+                for delivery, token in claims:
+                    try:
+                        self.store.renew_claim(delivery.id, token, self.clock())
+                    except StoreError as exc:
+                        log.warning(
+                            "cannot renew the claim on a delivery channel=%s alert_id=%d error=%s",
+                            delivery.channel,
+                            delivery.alert_id,
+                            exc,
+                        )
 
         renewer = threading.Thread(target=renew, name="claim", daemon=True)
         renewer.start()
@@ -595,6 +747,32 @@ class _Attempt(enum.Enum):
     FAILED = "failed"
     TAKEN = "taken"  # claimed by another process
     GIVEN_UP = "given up"
+    POSTPONED = "postponed"  # the service asked to wait
+
+
+class _Pace:
+    """At most ``count`` sends per ``period`` to one channel, from this process."""
+
+    def __init__(self, count: int, period: timedelta) -> None:
+        self.count = count
+        self.period = period.total_seconds()
+        self._sent: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def wait(self, stop: threading.Event) -> float:
+        """Block until a send is allowed (or ``stop`` is set); the seconds waited."""
+        waited = 0.0
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._sent and self._sent[0] <= now - self.period:
+                    self._sent.popleft()
+                if len(self._sent) < self.count or stop.is_set():
+                    self._sent.append(now)
+                    return waited
+                pause = self._sent[0] + self.period - now
+                stop.wait(pause)
+                waited += pause
 
 
 @dataclass(frozen=True)

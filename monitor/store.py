@@ -661,22 +661,31 @@ class Store:
 
     # --- the outbox ----------------------------------------------------------------------
 
-    def due_deliveries(self, now: datetime, per_channel: int = 20) -> list[PendingDelivery]:
+    def due_deliveries(
+        self, now: datetime, per_channel: int = 20, per_digest: int = 500
+    ) -> list[PendingDelivery]:
         """Pending deliveries whose time has come, oldest alert first, at most ``per_channel``
         of each channel (a backlog on one holds up no other), leaving out channels that wait
         for a retry or are being sent to by another process. A delivery set aside (its channel
         takes other messages, not this one) waits alone."""
         pending = DeliveryRow.status == _PENDING
-        held = (DeliveryRow.next_attempt_at > now) & DeliveryRow.set_aside.is_(False)
+        # waiting for a retry (a failure, or a service that asked to wait), not for its time
+        retrying = (DeliveryRow.attempts > 0) | DeliveryRow.last_error.is_not(None)
+        held = (DeliveryRow.next_attempt_at > now) & DeliveryRow.set_aside.is_(False) & retrying
         leased = DeliveryRow.lease_until.is_not(None) & (DeliveryRow.lease_until > now)
         busy = select(DeliveryRow.channel).where(pending & (held | leased))
         position = (
             func.row_number()
-            .over(partition_by=DeliveryRow.channel, order_by=(DeliveryRow.alert_id, DeliveryRow.id))
+            .over(
+                partition_by=(DeliveryRow.channel, DeliveryRow.mode),
+                order_by=(DeliveryRow.alert_id, DeliveryRow.id),
+            )
             .label("position")
         )
+        # a digest gathers every alert due for it, in one message
+        limit = case((DeliveryRow.mode == literal_column("'now'"), per_channel), else_=per_digest)
         due = (
-            select(DeliveryRow.id, position)
+            select(DeliveryRow.id, position, limit.label("limit"))
             .where(pending & (DeliveryRow.next_attempt_at <= now))
             .where(DeliveryRow.channel.not_in(busy))
             .subquery()
@@ -688,18 +697,27 @@ class Store:
                 DeliveryRow.channel,
                 DeliveryRow.attempts,
                 DeliveryRow.set_aside,
+                DeliveryRow.mode,
                 AlertRow.message,
+                AlertRow.created_at,
             )
             .join(due, due.c.id == DeliveryRow.id)
             .join(AlertRow, AlertRow.id == DeliveryRow.alert_id)
-            .where(due.c.position <= per_channel)
+            .where(due.c.position <= due.c.limit)
             .order_by(DeliveryRow.alert_id, DeliveryRow.id)
         )
         with self._read() as conn:
             rows = conn.execute(query).all()
         return [
             PendingDelivery(
-                r.id, r.alert_id, r.channel, r.attempts, message_from_json(r.message), r.set_aside
+                r.id,
+                r.alert_id,
+                r.channel,
+                r.attempts,
+                message_from_json(r.message),
+                r.set_aside,
+                r.mode,
+                r.created_at,
             )
             for r in rows
         ]
@@ -768,6 +786,25 @@ class Store:
                         failing_since=func.coalesce(DeliveryRow.failing_since, failed_at),
                     )
                 ).rowcount
+            )
+
+    def postpone(self, delivery_id: int, token: str, until: datetime, note: str) -> bool:
+        """The service asked to wait (a rate limit): try again at ``until``, not counted as a
+        failed attempt; the channel waits with it. False if the claim had expired."""
+        with self._transaction() as conn:
+            return bool(
+                conn.execute(
+                    _settle(delivery_id, token).values(
+                        next_attempt_at=until, last_error=note[:2000], note=note[:2000]
+                    )
+                ).rowcount
+            )
+
+    def note_delivery(self, delivery_id: int, note: str) -> None:
+        """Say why a delivery waited (shown by ``monitor log alerts``)."""
+        with self._transaction() as conn:
+            conn.execute(
+                update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(note=note[:2000])
             )
 
     def hold_channel(self, channel: str, until: datetime) -> None:
