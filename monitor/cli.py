@@ -6,6 +6,8 @@ Exit codes: 0 success; 1 a problem the user can fix (bad config, failed run); 2 
 
 from __future__ import annotations
 
+import difflib
+import getpass
 import json
 import logging
 import sys
@@ -41,10 +43,10 @@ from monitor.review import (
 from monitor.rules import ArticleView, Rule, compile_query
 from monitor.runtime import Runtime, load_runtime
 from monitor.store import (
-    AlertRecord,
     ArticleRecord,
     DeliveryRecord,
     LogFilter,
+    MatchFate,
     MatchRecord,
     OpsEvent,
     SourceHealth,
@@ -495,11 +497,11 @@ def log_command(
         store = Store.open(_config(config_path).database.url, must_exist=True)
         store.upgrade()
         query = LogFilter(since=since_at, limit=limit, **filters)
-        records: Sequence[ArticleRecord | AlertRecord | OpsEvent]
+        records: Sequence[ArticleRecord | MatchFate | OpsEvent]
         if what == "ops":
             records = store.ops_events(limit=limit)
         else:
-            records = store.articles(query) if what == "articles" else store.alerts(query)
+            records = store.articles(query) if what == "articles" else store.fates(query)
         store.close()
     if fmt == "json":
         for record in records:
@@ -517,18 +519,18 @@ def _iso(value: object) -> str:
 
 _HEADERS = {
     "articles": ["id", "fetched", "source", "title", "actors", "topics", "rules"],
-    "alerts": ["id", "created", "rule", "source", "title", "deliveries"],
+    "alerts": ["match", "created", "rule", "source", "title", "story", "what happened"],
     "ops": ["id", "opened", "cleared", "kind", "subject", "message"],
 }
 
 
-def _table(records: Sequence[ArticleRecord | AlertRecord | OpsEvent], what: str) -> str:
+def _table(records: Sequence[ArticleRecord | MatchFate | OpsEvent], what: str) -> str:
     if not records:
         return f"no {what} match"
     return _columns(_HEADERS[what], [_row(r) for r in records])
 
 
-def _row(record: ArticleRecord | AlertRecord | OpsEvent) -> list[str]:
+def _row(record: ArticleRecord | MatchFate | OpsEvent) -> list[str]:
     if isinstance(record, OpsEvent):
         cleared = f"{record.resolved_at:%Y-%m-%d %H:%M}" if record.resolved_at else "-"
         opened = f"{record.opened_at:%Y-%m-%d %H:%M}"
@@ -543,23 +545,43 @@ def _row(record: ArticleRecord | AlertRecord | OpsEvent) -> list[str]:
             ",".join(record.topics),
             ",".join(record.rules),
         ]
-    deliveries = " ".join(_delivery_cell(d) for d in record.deliveries)
     return [
         str(record.id),
         f"{record.created_at:%Y-%m-%d %H:%M}",
         record.rule,
         record.source,
         record.title.replace("\n", " "),
-        deliveries or "-",
+        str(record.story_id) if record.story_id is not None else "-",
+        _fate(record),
     ]
 
 
+def _fate(record: MatchFate) -> str:
+    """``alert 12: slack:sent email:quiet(held for quiet hours until …)``, ``grouped into …``."""
+    deliveries = " ".join(_delivery_cell(d) for d in record.deliveries)
+    if record.outcome == "alert":
+        said = f"alert {record.alert_id}"
+    elif record.outcome == "update":
+        said = f"alert {record.alert_id}, {record.reason}"
+    elif record.outcome == "backfill":
+        said = "not alerted: older than the source's backfill window on its first poll"
+    else:
+        said = record.reason or record.outcome
+    return f"{said}: {deliveries}" if deliveries and record.outcome != "silenced" else said
+
+
 def _delivery_cell(delivery: DeliveryRecord) -> str:
-    """``slack:sent``, ``email:pending(3 attempts)``, ``chat:pending(5 attempts, set aside)``."""
+    """``slack:sent``, ``email:pending(3 attempts)``, ``chat:quiet(held for quiet hours …)``."""
+    how = {"quiet": "quiet hours", "digest": "digest"}.get(delivery.mode)
     if delivery.status == "sent":
-        return f"{delivery.channel}:sent"
-    detail = f"{delivery.attempts} attempts" + (", set aside" if delivery.set_aside else "")
-    return f"{delivery.channel}:{delivery.status}({detail})"
+        return f"{delivery.channel}:sent" + (f"(in a {how})" if how else "")
+    details = [delivery.note] if delivery.note else []
+    if delivery.attempts:
+        details.append(f"{delivery.attempts} attempts")
+    if delivery.set_aside:
+        details.append("set aside")
+    status = "held" if delivery.status == "pending" and how else delivery.status
+    return f"{delivery.channel}:{status}" + (f"({', '.join(details)})" if details else "")
 
 
 @main.group()
@@ -610,6 +632,125 @@ def extract(dirs: Sequence[Path], output: Path | None, min_mentions: int) -> Non
         )
     else:
         click.echo(toml, nl=False)
+
+
+@main.group()
+def silence() -> None:
+    """Silence alerts for a while: they are kept in the log, marked, and not sent."""
+
+
+@silence.command("add")
+@config_option
+@click.option("--actor", help="Alerts about articles naming this actor id.")
+@click.option("--topic", help="Alerts about articles on this topic id.")
+@click.option("--source", help="Alerts about articles from this source.")
+@click.option("--rule", help="Alerts of this rule.")
+@click.option("--for", "duration", required=True, help="How long, e.g. 48h, 2d, 30m.")
+@click.option("--reason", required=True, help="Why: shown with every alert it silences.")
+@click.option("--by", "created_by", help="Who silences (default: the user running this).")
+def silence_add(
+    config_path: Path | None,
+    duration: str,
+    reason: str,
+    created_by: str | None,
+    **covers: str | None,
+) -> None:
+    """Silence alerts matching every option given (--actor, --topic, --source, --rule)."""
+    if not any(covers.values()):
+        raise click.UsageError("say what to silence: --actor, --topic, --source and/or --rule")
+    try:
+        length = parse_duration(duration)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--for") from exc
+    if not reason.strip():
+        raise click.BadParameter("give a reason", param_hint="--reason")
+    with _errors():
+        runtime = _runtime(config_path, with_channels=False)
+        _check_silence_targets(runtime, covers)
+        store = Store.open(runtime.config.database.url)
+        store.upgrade()
+        now = utc_now()
+        made = store.add_silence(
+            created_by=created_by or getpass.getuser(),
+            reason=reason.strip(),
+            expires_at=now + length,
+            now=now,
+            **covers,
+        )
+        store.close()
+    click.echo(f"silence {made.id} until {made.expires_at:%Y-%m-%d %H:%M} UTC: {made.matchers}")
+
+
+def _check_silence_targets(runtime: Runtime, covers: dict[str, str | None]) -> None:
+    """A silence naming an actor, topic, source or rule that does not exist is a typo."""
+    known = {
+        "actor": {e.id for e in runtime.watchlist.entities if e.kind == "actor"},
+        "topic": {e.id for e in runtime.watchlist.entities if e.kind == "topic"},
+        "source": {s.name for s in runtime.config.sources},
+        "rule": {r.name for r in runtime.config.rules},
+    }
+    for field, value in covers.items():
+        if value is not None and value not in known[field]:
+            close = difflib.get_close_matches(value, known[field], n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"see the {field}s configured"
+            raise click.BadParameter(f"no {field} {value!r}: {hint}", param_hint=f"--{field}")
+
+
+@silence.command("list")
+@config_option
+@click.option("--all", "include_ended", is_flag=True, help="Ended silences too.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="A readable table, or JSON lines.",
+)
+def silence_list(config_path: Path | None, include_ended: bool, fmt: str) -> None:
+    """Active silences, newest first."""
+    with _errors():
+        store = Store.open(_config(config_path).database.url, must_exist=True)
+        store.upgrade()
+        found = store.silences(utc_now(), include_ended=include_ended)
+        store.close()
+    if fmt == "json":
+        for item in found:
+            click.echo(json.dumps(asdict(item), ensure_ascii=False, default=_iso))
+        return
+    if not found:
+        click.echo("no silences" if include_ended else "no active silences")
+        return
+    headers = ["id", "created", "by", "until", "ended", "covers", "reason"]
+    rows = [
+        [
+            str(item.id),
+            f"{item.created_at:%Y-%m-%d %H:%M}",
+            item.created_by,
+            f"{item.expires_at:%Y-%m-%d %H:%M}",
+            f"{item.expired_at:%Y-%m-%d %H:%M}" if item.expired_at else "-",
+            item.matchers,
+            item.reason,
+        ]
+        for item in found
+    ]
+    click.echo(_columns(headers, rows))
+
+
+@silence.command("expire")
+@config_option
+@click.argument("silence_id", type=int)
+def silence_expire(config_path: Path | None, silence_id: int) -> None:
+    """End a silence now: later alerts it covered are sent again."""
+    with _errors():
+        store = Store.open(_config(config_path).database.url, must_exist=True)
+        store.upgrade()
+        ended = store.expire_silence(silence_id, utc_now())
+        store.close()
+    if ended is None:
+        raise click.ClickException(f"no silence {silence_id}")
+    when = ended.expired_at or ended.expires_at
+    click.echo(f"silence {ended.id} ended {when:%Y-%m-%d %H:%M} UTC")
 
 
 @main.group()

@@ -165,6 +165,28 @@ class DeliveryRecord:
     last_error: str | None
     sent_at: datetime | None
     set_aside: bool = False  # refused while its channel took others: retried alone
+    mode: str = "now"  # now | quiet | digest
+    note: str | None = None  # why it waits or waited: group timers, quiet hours, rate limit
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MatchFate:
+    """What became of a rule's match on an article: its outcome (``monitor.routing.Outcome``),
+    why, the alert it made or joined, and that alert's deliveries."""
+
+    id: int
+    created_at: datetime
+    rule: str
+    source: str
+    article_id: int
+    title: str
+    url: str | None
+    story_id: int | None
+    outcome: str
+    reason: str | None
+    alert_id: int | None
+    deliveries: tuple[DeliveryRecord, ...]
 
 
 @dataclass(frozen=True)
@@ -656,7 +678,7 @@ class Store:
             .where(SilenceRow.expires_at > now)
             .where(SilenceRow.expired_at.is_(None))
             .order_by(SilenceRow.id)
-        ).scalars()
+        ).all()
         return [_silence(r) for r in rows]
 
     # --- the outbox ----------------------------------------------------------------------
@@ -1134,6 +1156,110 @@ class Store:
             for r in rows
         ]
 
+    def fates(self, filters: LogFilter) -> list[MatchFate]:
+        """What became of each match, most recent first: alerted, grouped into its story's
+        alert, an update, silenced, or not alerted (backfill); with the deliveries."""
+        query = (
+            select(
+                MatchRow.id,
+                MatchRow.created_at,
+                MatchRow.rule,
+                MatchRow.article_id,
+                MatchRow.outcome,
+                MatchRow.reason,
+                MatchRow.alerted,
+                MatchRow.alert_id,
+                SourceRow.name,
+                ArticleRow.title,
+                ArticleRow.url,
+                AlertRow.story_id,
+            )
+            .join(ArticleRow, ArticleRow.id == MatchRow.article_id)
+            .join(SourceRow, SourceRow.id == ArticleRow.source_id)
+            .outerjoin(AlertRow, AlertRow.id == MatchRow.alert_id)
+            .order_by(MatchRow.created_at.desc(), MatchRow.id.desc())
+            .limit(filters.limit)
+        )
+        query = _filter_articles(query, filters, MatchRow.article_id)
+        if filters.rule:
+            query = query.where(MatchRow.rule == filters.rule)
+        if filters.since:
+            query = query.where(MatchRow.created_at >= filters.since)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+            alert_ids = [r.alert_id for r in rows if r.alert_id is not None]
+            deliveries = _deliveries(conn, alert_ids)
+        return [
+            MatchFate(
+                r.id,
+                r.created_at,
+                r.rule,
+                r.name,
+                r.article_id,
+                r.title,
+                r.url,
+                r.story_id,
+                r.outcome or ("alert" if r.alerted else "backfill"),  # rows from before 0006
+                r.reason,
+                r.alert_id,
+                deliveries.get(r.alert_id, ()) if r.alert_id is not None else (),
+            )
+            for r in rows
+        ]
+
+    # --- silences ------------------------------------------------------------------------
+
+    def add_silence(
+        self,
+        *,
+        created_by: str,
+        reason: str,
+        expires_at: datetime,
+        now: datetime,
+        actor: str | None = None,
+        topic: str | None = None,
+        source: str | None = None,
+        rule: str | None = None,
+    ) -> Silence:
+        values = dict(
+            created_at=now,
+            created_by=created_by,
+            reason=reason,
+            expires_at=expires_at,
+            actor=actor,
+            topic=topic,
+            source=source,
+            rule=rule,
+        )
+        with self._transaction() as conn:
+            silence_id = conn.execute(
+                self._insert(SilenceRow).values(**values).returning(SilenceRow.id)
+            ).scalar_one()
+            row = conn.execute(select(SilenceRow).where(SilenceRow.id == silence_id)).one()
+            return _silence(row)
+
+    def silences(self, now: datetime, *, include_ended: bool = False) -> list[Silence]:
+        """Active silences (and ended ones too, with ``include_ended``), newest first."""
+        query = select(SilenceRow).order_by(SilenceRow.id.desc())
+        if not include_ended:
+            query = query.where(SilenceRow.expires_at > now, SilenceRow.expired_at.is_(None))
+        with self._read() as conn:
+            return [_silence(r) for r in conn.execute(query).all()]
+
+    def expire_silence(self, silence_id: int, now: datetime) -> Silence | None:
+        """End a silence now; None if there is no such silence. Ending one that has ended
+        changes nothing."""
+        with self._transaction() as conn:
+            conn.execute(
+                update(SilenceRow)
+                .where(SilenceRow.id == silence_id)
+                .where(SilenceRow.expired_at.is_(None))
+                .where(SilenceRow.expires_at > now)
+                .values(expired_at=now)
+            )
+            row = conn.execute(select(SilenceRow).where(SilenceRow.id == silence_id)).one_or_none()
+            return None if row is None else _silence(row)
+
     def counts(self) -> dict[str, int]:
         """Rows per table, for a quick look at what the log holds."""
         tables = {
@@ -1311,13 +1437,21 @@ def _deliveries(conn: Connection, ids: list[int]) -> dict[int, tuple[DeliveryRec
         ).all()
         for d in rows:
             record = DeliveryRecord(
-                d.channel, d.status, d.attempts, d.last_error, d.sent_at, d.set_aside
+                d.channel,
+                d.status,
+                d.attempts,
+                d.last_error,
+                d.sent_at,
+                d.set_aside,
+                d.mode,
+                d.note,
+                d.next_attempt_at,
             )
             found.setdefault(d.alert_id, []).append(record)
     return {k: tuple(v) for k, v in found.items()}
 
 
-def _silence(row: SilenceRow) -> Silence:
+def _silence(row: Any) -> Silence:
     return Silence(
         id=row.id,
         created_at=row.created_at,
