@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -31,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.durations import parse_duration
+from monitor.durations import parse_crontab, parse_duration
 from monitor.errors import ConfigError, Problem
 from monitor.fetch import FetchSettings
 from monitor.resources import seeds_dir
@@ -82,7 +81,7 @@ def _time_zone(value: object) -> object:
 def _crontab(value: object) -> object:
     if isinstance(value, str):
         try:
-            CronTrigger.from_crontab(value, timezone="UTC")
+            parse_crontab(value)
         except ValueError as exc:
             raise ValueError(
                 f"{value!r} is not a cron schedule (minute hour day month weekday,"

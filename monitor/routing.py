@@ -23,9 +23,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
-
 from monitor.config import ChannelConfig, QuietHours, RuleConfig, StoriesConfig
+from monitor.durations import parse_crontab
 from monitor.models import AlertMessage, AlertPlan, Mention, StoryAssignment
 
 
@@ -228,7 +227,7 @@ def quiet_end(quiet: QuietHours, at: datetime) -> datetime | None:
 
 def next_digest(crontab: str, timezone: str, after: datetime) -> datetime:
     """The first time at or after ``after`` that a cron schedule fires (UTC)."""
-    trigger = CronTrigger.from_crontab(crontab, timezone=ZoneInfo(timezone))
+    trigger = parse_crontab(crontab, ZoneInfo(timezone))
     fire: datetime | None = trigger.get_next_fire_time(None, after)
     assert fire is not None  # a valid crontab fires again, within a few years at most
     return fire.astimezone(UTC)
