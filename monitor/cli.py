@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,12 +24,14 @@ from monitor import __version__
 from monitor.config import Config, load_config, locate_config
 from monitor.daemon import Daemon
 from monitor.durations import parse_duration
-from monitor.errors import ConfigError, MonitorError, ParseError
+from monitor.errors import ConfigError, DeliveryError, MonitorError, ParseError
 from monitor.extract import propose_watchlist, render_toml
 from monitor.matcher import Matcher
-from monitor.models import Article, MatchResult
+from monitor.messages import build_message
+from monitor.models import AlertMessage, Article, Digest, MatchResult
 from monitor.parse import DOCUMENT_SUFFIXES, read_document
 from monitor.pipeline import Pipeline, utc_now
+from monitor.resources import seeds_dir
 from monitor.review import (
     BacktestReport,
     Candidate,
@@ -52,6 +54,7 @@ from monitor.store import (
     SourceHealth,
     Store,
 )
+from monitor.watchlist import load_watchlist
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("monitor")
@@ -582,6 +585,73 @@ def _delivery_cell(delivery: DeliveryRecord) -> str:
         details.append("set aside")
     status = "held" if delivery.status == "pending" and how else delivery.status
     return f"{delivery.channel}:{status}" + (f"({', '.join(details)})" if details else "")
+
+
+@main.group()
+def notify() -> None:
+    """Check the channels alerts go to."""
+
+
+@notify.command("test")
+@config_option
+@click.argument("channel")
+@click.option("--digest", is_flag=True, help="Send a sample digest too.")
+def notify_test(config_path: Path | None, channel: str, digest: bool) -> None:
+    """Send CHANNEL a sample alert (made from a seed article), as the daemon would."""
+    with _errors():
+        runtime = _runtime(config_path)
+        target = runtime.channels.get(channel)
+        if target is None:
+            known = ", ".join(sorted(runtime.channels)) or "none defined"
+            raise click.ClickException(f"no channel named {channel!r} (channels: {known})")
+        alert, digest_message = sample_messages(utc_now())
+        for message in (alert, digest_message) if digest else (alert,):
+            what = "digest" if isinstance(message, Digest) else "alert"
+            try:
+                target.send(message)
+            except DeliveryError as exc:
+                raise click.ClickException(f"{channel}: the sample {what} failed: {exc}") from exc
+            click.echo(f"{channel}: the sample {what} was accepted")
+
+
+#: Outlets the sample story has been published by, beyond the seed corpus.
+SAMPLE_OUTLETS = ("seed-corpus", "Reuters", "Associated Press", "BBC News")
+
+
+def sample_messages(now: datetime) -> tuple[AlertMessage, Digest]:
+    """A sample alert from a seed article, matched against the seeded watchlist, as the
+    first alert of a story of several outlets; and a digest of it, an update of it and
+    another story."""
+    matcher = Matcher(load_watchlist([seeds_dir() / "watchlist.toml"]))
+    names: dict[tuple[str, str], str] = {(e.kind, e.id): e.name for e in matcher.watchlist.entities}
+    corpus = sorted((seeds_dir() / "corpus").glob("*.txt"))
+    messages = []
+    for index, path in enumerate(corpus[1:3], start=1):
+        article = replace(
+            read_document(path, source="seed-corpus"),
+            url=f"https://example.org/monitor/sample-{index}",
+            published=now,
+        )
+        mentions = matcher.find(article)
+        messages.append(
+            replace(
+                build_message("notify-test", article, mentions, mentions, names),
+                story_id=index,
+                story_title=article.title,
+                outlets=SAMPLE_OUTLETS[: 5 - index],
+                articles=5 - index,
+            )
+        )
+    first, other = messages
+    update = replace(
+        first,
+        kind="update",
+        follows=1,
+        outlets=(*first.outlets, "The Guardian"),
+        articles=first.articles + 1,
+        changes=("new outlet: The Guardian", f"now {len(first.outlets) + 1} outlets"),
+    )
+    return first, Digest("digest", (first, update, other), since=now)
 
 
 @main.group()

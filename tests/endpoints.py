@@ -25,12 +25,14 @@ def free_port() -> int:
 
 
 class WebhookEndpoint:
-    """Records every POST; answers 200 "ok" like Slack, or ``fail_status`` while failing."""
+    """Records every POST; answers 200 "ok" like Slack, or ``fail_status`` while failing (with
+    a Retry-After header when ``retry_after`` is set, as Slack's 429 has)."""
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.fail_status: int | None = None
+        self.retry_after: str | None = None  # sent as Retry-After with a failing status (429)
         self.delay = 0.0  # seconds to wait before answering, like a slow service
         self.refuse_containing: bytes | None = None  # answer 400 to bodies containing this
         self.in_flight = 0  # requests being answered now
@@ -67,6 +69,8 @@ class WebhookEndpoint:
                         endpoint.paths.append(self.path)
                 self.send_response(status or 200)
                 self.send_header("Content-Type", "text/plain")
+                if status is not None and endpoint.retry_after is not None:
+                    self.send_header("Retry-After", endpoint.retry_after)
                 self.end_headers()
                 self.wfile.write(b"ok" if status is None else b"service unavailable")
 
