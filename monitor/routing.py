@@ -62,7 +62,7 @@ class Silence:
     rule: str | None = None
 
     def active(self, now: datetime) -> bool:
-        return self.created_at <= now < self.expires_at and self.expired_at is None
+        return now < self.expires_at and self.expired_at is None
 
     def covers(self, rule: str, source: str, actors: Sequence[str], topics: Sequence[str]) -> bool:
         return (
