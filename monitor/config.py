@@ -252,7 +252,7 @@ class ChannelConfig(_Section):
             raise ValueError("a console channel takes no `url`")
         if self.kind == "slack" and not (self.url or "").lower().startswith("https://"):
             raise ValueError(
-                'a slack channel takes its incoming-webhook `url` (https://hooks.slack.com/…)'
+                "a slack channel takes its incoming-webhook `url` (https://hooks.slack.com/…)"
             )
         return self
 
