@@ -53,6 +53,7 @@ from monitor.store import (
     OpsEvent,
     SourceHealth,
     Store,
+    StoryRecord,
 )
 from monitor.watchlist import load_watchlist
 
@@ -468,7 +469,7 @@ def _columns(headers: list[str], rows: list[list[str]]) -> str:
 
 @main.command("log")
 @config_option
-@click.argument("what", type=click.Choice(["articles", "alerts", "ops"]))
+@click.argument("what", type=click.Choice(["articles", "alerts", "stories", "ops"]))
 @click.option("--actor", help="Only those naming this actor id.")
 @click.option("--topic", help="Only those about this topic id.")
 @click.option("--rule", help="Only those matched by this rule.")
@@ -491,7 +492,7 @@ def log_command(
     limit: int,
     **filters: str | None,
 ) -> None:
-    """Review recent articles or alerts from the log."""
+    """Review recent articles, alerts, stories or operational events from the log."""
     try:
         since_at = utc_now() - parse_duration(since) if since else None
     except ValueError as exc:
@@ -500,17 +501,41 @@ def log_command(
         store = Store.open(_config(config_path).database.url, must_exist=True)
         store.upgrade()
         query = LogFilter(since=since_at, limit=limit, **filters)
-        records: Sequence[ArticleRecord | MatchFate | OpsEvent]
+        records: Sequence[ArticleRecord | MatchFate | OpsEvent | StoryRecord]
         if what == "ops":
             records = store.ops_events(limit=limit)
+        elif what == "stories":
+            records = store.stories(query)
         else:
             records = store.articles(query) if what == "articles" else store.fates(query)
         store.close()
     if fmt == "json":
         for record in records:
             click.echo(json.dumps(asdict(record), ensure_ascii=False, default=_iso))
+    elif what == "stories":
+        click.echo(_stories_text(records) if records else "no stories match")  # type: ignore[arg-type]
     else:
-        click.echo(_table(records, what))
+        click.echo(_table(records, what))  # type: ignore[arg-type]
+
+
+def _stories_text(records: Sequence[StoryRecord]) -> str:
+    """Each story: a heading line, then one line per article (its outlet, title and link)."""
+    blocks = []
+    for record in records:
+        story = record.story
+        lines = [
+            f"story {story.id}: {story.title.replace(chr(10), ' ')}",
+            f"  {story.first_seen:%Y-%m-%d %H:%M} – {story.last_seen:%Y-%m-%d %H:%M},"
+            f" {story.articles} articles, outlets: {', '.join(story.outlets)}",
+        ]
+        for article in record.articles:
+            repeat = f" (repeats {article.duplicate_of})" if article.duplicate_of else ""
+            lines.append(
+                f"  - [{article.id}] {article.outlet}: {article.title.replace(chr(10), ' ')}"
+                f"{repeat}\n      {article.url or '-'}"
+            )
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def _iso(value: object) -> str:

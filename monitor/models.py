@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from monitor.stories import StoryFeatures
 
 FieldName = Literal["title", "summary", "text", "source", "url", "author"]
 EntityKind = Literal["actor", "topic", "term"]
@@ -184,6 +187,7 @@ class NewArticle:
     article: Article
     mentions: tuple[Mention, ...]
     alerts: tuple[AlertPlan, ...]
+    story: StoryFeatures | None = None  # what the story stage compares; None: not compared
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from monitor.models import (
     Article,
     Digest,
     FetchOutcome,
+    Mention,
     NewArticle,
     PendingDelivery,
     SourceState,
@@ -57,6 +58,7 @@ from monitor.schedule import (
     update_period,
 )
 from monitor.store import CLAIM_RENEWAL, PROBE_AFTER, Claim, OpsEvent, Store
+from monitor.stories import StoryFeatures, article_features, outlet_of
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,9 @@ class Pipeline:
         self._names: dict[tuple[str, str], str] = {
             (e.kind, e.id): e.name for e in runtime.watchlist.entities
         }
+        self._places = frozenset(
+            e.id for e in runtime.watchlist.entities if e.actor_kind == "place"
+        )
         self._sources = {s.name: s for s in runtime.config.sources if s.enabled}
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._hosts_lock = threading.Lock()
@@ -375,7 +380,22 @@ class Pipeline:
             for hit in hits
             if (rule := self.runtime.rules.get(hit.rule)) is not None
         )
-        return NewArticle(key, article, mentions, plans)
+        story = self._story_features(article, mentions, source, now)
+        return NewArticle(key, article, mentions, plans, story)
+
+    def _story_features(
+        self, article: Article, mentions: Sequence[Mention], source: SourceConfig, now: datetime
+    ) -> StoryFeatures:
+        """What the story stage compares, worked out here, before the write transaction."""
+        outlet = outlet_of(article.url, source.name, folder=source.path is not None)
+        return article_features(
+            article,
+            mentions,
+            at=article.published or now,
+            outlet=outlet,
+            window=self.runtime.config.stories.window,
+            places=self._places,
+        )
 
     def _record_failure(
         self,

@@ -41,8 +41,10 @@ from sqlalchemy import (
     Engine,
     case,
     create_engine,
+    delete,
     event,
     func,
+    insert,
     literal_column,
     select,
     update,
@@ -63,12 +65,23 @@ from monitor.models import (
     NewArticle,
     PendingDelivery,
     SourceState,
+    Story,
     StoryAssignment,
 )
 from monitor.resources import migrations_dir
 from monitor.routing import Decision, Outcome, Router, Silence, said_about
+from monitor.stories import (
+    MAX_CANDIDATES,
+    Candidate,
+    StoryFeatures,
+    StoryProfile,
+    best_story,
+    grown,
+    near_duplicate,
+)
 from monitor.tables import (
     AlertRow,
+    ArticleBandRow,
     ArticleRow,
     DeliveryRow,
     FetchRow,
@@ -77,6 +90,8 @@ from monitor.tables import (
     OpsEventRow,
     SilenceRow,
     SourceRow,
+    StoryKeyRow,
+    StoryRow,
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -86,6 +101,7 @@ CLAIM_RENEWAL = timedelta(seconds=5)  # how often a sender renews its claim whil
 _PENDING: ColumnElement[str] = literal_column("'pending'")
 PROBE_AFTER = 3  # failures of one delivery after which its channel is tried with the next one
 _WRITES = "monitor_writes"  # execution option: this transaction will write
+STORY_LOCK = 0x6D6F6E73  # PostgreSQL advisory lock held while an article picks its story
 
 
 @dataclass(frozen=True)
@@ -212,6 +228,26 @@ class Claim:
     token: str
     attempts: int
     set_aside: bool
+
+
+@dataclass(frozen=True)
+class StoryArticle:
+    """One article of a story, as ``monitor log stories`` shows it."""
+
+    id: int
+    title: str
+    url: str | None  # a web address, or a folder document's file: URL
+    outlet: str
+    seen: datetime  # published, else fetched
+    duplicate_of: int | None
+
+
+@dataclass(frozen=True)
+class StoryRecord:
+    """A stored story and its articles, oldest first."""
+
+    story: Story
+    articles: tuple[StoryArticle, ...]
 
 
 @dataclass(frozen=True)
@@ -526,8 +562,59 @@ class Store:
     def _join_story(
         self, conn: Connection, article_id: int, item: NewArticle, now: datetime
     ) -> StoryAssignment | None:
-        """The story a new article joins or starts (None: it belongs to none)."""
-        return None
+        """The story a new article joins or starts (None: it belongs to none), and the stored
+        article it repeats, if any. Runs inside the poll's write transaction: on SQLite that
+        transaction holds the write lock; on PostgreSQL an advisory lock keeps two daemons
+        from starting the same story at once."""
+        features = item.story
+        if features is None:
+            return None
+        self._save_fingerprint(conn, article_id, features)
+        original = _original(conn, article_id, features)
+        duplicate_of = original.id if original is not None else None
+        story_id = original.story_id if original is not None else None
+        if story_id is None and not features.joins_stories:
+            _set_story(conn, article_id, None, duplicate_of)
+            return None
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(STORY_LOCK)))
+        if story_id is None:
+            story_id = best_story(features, _candidates(conn, features))
+        started = story_id is None
+        story = _grow_story(conn, story_id, item.article, features, profile=original is None)
+        _set_story(conn, article_id, story.id, duplicate_of)
+        return StoryAssignment(story, started, features.outlet, duplicate_of)
+
+    def _save_fingerprint(self, conn: Connection, article_id: int, f: StoryFeatures) -> None:
+        conn.execute(
+            update(ArticleRow)
+            .where(ArticleRow.id == article_id)
+            .values(outlet=f.outlet, url_key=f.url_key, title_key=f.title_key, minhash=f.minhash)
+        )
+        if f.bands:
+            conn.execute(
+                self._insert(ArticleBandRow).on_conflict_do_nothing(),
+                [dict(band=band, article_id=article_id) for band in f.bands],
+            )
+
+    # --- stories ---------------------------------------------------------------------------
+
+    def stories(self, filters: LogFilter) -> list[StoryRecord]:
+        """Most recently seen stories first, with their articles."""
+        query = select(StoryRow).order_by(StoryRow.last_seen_at.desc(), StoryRow.id.desc())
+        if filters.since:
+            query = query.where(StoryRow.last_seen_at >= filters.since)
+        if filters.actor or filters.topic or filters.source:
+            members = _filter_articles(
+                select(ArticleRow.story_id).join(SourceRow, SourceRow.id == ArticleRow.source_id),
+                filters,
+                ArticleRow.id,
+            )
+            query = query.where(StoryRow.id.in_(members))
+        with self._read() as conn:
+            rows = conn.execute(query.limit(filters.limit)).all()
+            articles = _story_articles(conn, [r.id for r in rows])
+        return [StoryRecord(_story(r), articles.get(r.id, ())) for r in rows]
 
     def _route(
         self,
@@ -1280,6 +1367,166 @@ class Store:
     def _insert(self, table: Any) -> Any:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         return dialect.insert(table)
+
+
+@dataclass(frozen=True)
+class _Original:
+    id: int
+    story_id: int | None
+
+
+def _original(conn: Connection, article_id: int, f: StoryFeatures) -> _Original | None:
+    """The first stored article this one repeats: same URL, same title within the window, or
+    near-same text within the window."""
+    others = ArticleRow.id != article_id
+    columns = (ArticleRow.id, ArticleRow.duplicate_of, ArticleRow.story_id)
+    rows: list[Any] = []
+    if f.url_key:
+        query = select(*columns).where(ArticleRow.url_key == f.url_key).where(others)
+        rows = list(conn.execute(query.order_by(ArticleRow.id).limit(1)).all())
+    within = _seen_or_published(ArticleRow).between(f.at - f.window, f.at + f.window)
+    if not rows and f.title_key:
+        query = select(*columns).where(ArticleRow.title_key == f.title_key).where(others)
+        rows = list(conn.execute(query.where(within).order_by(ArticleRow.id).limit(1)).all())
+    if not rows and f.minhash is not None and f.bands:
+        banded = select(ArticleBandRow.article_id).where(ArticleBandRow.band.in_(f.bands))
+        banded_query = (
+            select(*columns, ArticleRow.minhash)
+            .where(ArticleRow.id.in_(banded))
+            .where(others)
+            .where(within)
+            .order_by(ArticleRow.id)
+            .limit(MAX_CANDIDATES * 5)
+        )
+        near = conn.execute(banded_query).all()
+        rows = [r for r in near if near_duplicate(f.minhash, r.minhash)][:1]
+    if not rows:
+        return None
+    row = rows[0]
+    if row.duplicate_of is None:
+        return _Original(row.id, row.story_id)
+    return _Original(row.duplicate_of, row.story_id)
+
+
+def _candidates(conn: Connection, f: StoryFeatures) -> list[Candidate]:
+    """Open stories sharing the most keys with the article: seen within the window, at most
+    ``MAX_CANDIDATES``."""
+    keys = [term for term, _ in f.terms]
+    if not keys:
+        return []
+    shared = func.count(StoryKeyRow.key).label("shared")
+    ids = (
+        select(StoryKeyRow.story_id, shared)
+        .where(StoryKeyRow.key.in_(keys))
+        .where(StoryKeyRow.last_seen_at >= f.at - f.window)
+        .group_by(StoryKeyRow.story_id)
+        .order_by(shared.desc(), StoryKeyRow.story_id.desc())
+        .limit(MAX_CANDIDATES)
+    ).subquery()
+    rows = conn.execute(
+        select(StoryRow.id, StoryRow.profile)
+        .join(ids, ids.c.story_id == StoryRow.id)
+        .where(StoryRow.first_seen_at <= f.at + f.window)
+    ).all()
+    return [Candidate(r.id, StoryProfile.from_json(r.profile)) for r in rows]
+
+
+def _grow_story(
+    conn: Connection, story_id: int | None, article: Article, f: StoryFeatures, *, profile: bool
+) -> Story:
+    """Start a story with the article, or add the article to one (a duplicate adds its outlet
+    but not its words, which the story has already)."""
+    row = None
+    if story_id is not None:
+        row = conn.execute(select(StoryRow).where(StoryRow.id == story_id)).one()
+    old = None if row is None else StoryProfile.from_json(row.profile)
+    new_profile = grown(old, f) if profile or old is None else old
+    values: dict[str, Any] = dict(
+        last_seen_at=f.at if row is None else max(_aware(row.last_seen_at), f.at),
+        first_seen_at=f.at if row is None else min(_aware(row.first_seen_at), f.at),
+        article_count=1 if row is None else row.article_count + 1,
+        outlets=_merged(row.outlets if row else [], [f.outlet]),
+        actors=_merged(row.actors if row else [], f.actors),
+        topics=_merged(row.topics if row else [], f.topics),
+        profile=new_profile.to_json(),
+    )
+    if row is None:
+        story_id = conn.execute(
+            insert(StoryRow).values(title=article.title, **values).returning(StoryRow.id)
+        ).scalar_one()
+    else:
+        conn.execute(update(StoryRow).where(StoryRow.id == story_id).values(**values))
+    assert story_id is not None
+    conn.execute(delete(StoryKeyRow).where(StoryKeyRow.story_id == story_id))
+    conn.execute(
+        insert(StoryKeyRow),
+        [
+            dict(story_id=story_id, key=key, last_seen_at=values["last_seen_at"])
+            for key in new_profile.index_keys()
+        ],
+    )
+    title = article.title if row is None else row.title
+    return Story(
+        story_id,
+        title,
+        values["first_seen_at"],
+        values["last_seen_at"],
+        values["article_count"],
+        tuple(values["outlets"]),
+        tuple(values["actors"]),
+        tuple(values["topics"]),
+    )
+
+
+def _set_story(
+    conn: Connection, article_id: int, story_id: int | None, duplicate_of: int | None
+) -> None:
+    conn.execute(
+        update(ArticleRow)
+        .where(ArticleRow.id == article_id)
+        .values(story_id=story_id, duplicate_of=duplicate_of)
+    )
+
+
+def _merged(old: Sequence[str], new: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([*old, *new]))
+
+
+def _story(row: Any) -> Story:
+    return Story(
+        row.id,
+        row.title,
+        row.first_seen_at,
+        row.last_seen_at,
+        row.article_count,
+        tuple(row.outlets),
+        tuple(row.actors),
+        tuple(row.topics),
+    )
+
+
+def _story_articles(conn: Connection, ids: list[int]) -> dict[int, tuple[StoryArticle, ...]]:
+    found: dict[int, list[StoryArticle]] = {}
+    for chunk in _chunks(ids, 500):
+        rows = conn.execute(
+            select(
+                ArticleRow.id,
+                ArticleRow.story_id,
+                ArticleRow.title,
+                ArticleRow.url,
+                ArticleRow.outlet,
+                ArticleRow.duplicate_of,
+                _seen_or_published(ArticleRow).label("seen"),
+            )
+            .where(ArticleRow.story_id.in_(chunk))
+            .order_by(ArticleRow.id)
+        ).all()
+        for r in rows:
+            article = StoryArticle(
+                r.id, r.title, r.url, r.outlet or "", _aware(r.seen), r.duplicate_of
+            )
+            found.setdefault(r.story_id, []).append(article)
+    return {k: tuple(v) for k, v in found.items()}
 
 
 def _settle(delivery_id: int, token: str) -> Any:

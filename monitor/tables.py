@@ -14,6 +14,9 @@
     silences    who silenced which actor, topic, source or rule, why, and until when
     ops_events  one row per operational issue (a source disabled or silent, a channel down):
                 when it opened and cleared, and when each was announced
+    stories     one row per story: title, first and last seen, outlets, entities, profile
+    story_keys  the distinctive terms of each story, indexed to find it (with its last_seen)
+    article_bands  the locality-sensitive bands of each article's MinHash signature
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -110,6 +114,12 @@ class ArticleRow(Base):
     lang: Mapped[str | None] = mapped_column(String(35))
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    story_id: Mapped[int | None] = mapped_column(Id, index=True)  # stories.id
+    duplicate_of: Mapped[int | None] = mapped_column(Id)  # the first article it repeats
+    outlet: Mapped[str | None] = mapped_column(String(200))
+    url_key: Mapped[str | None] = mapped_column(String(600), index=True)  # canonical URL
+    title_key: Mapped[str | None] = mapped_column(String(600), index=True)  # normalised title
+    minhash: Mapped[bytes | None] = mapped_column(LargeBinary)  # shingle signature
     __table_args__ = (UniqueConstraint("source_id", "key", name="uq_articles_source_key"),)
 
 
@@ -227,3 +237,34 @@ class OpsEventRow(Base):
     announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     __table_args__ = (Index("ix_ops_events_subject", "kind", "subject", "resolved_at"),)
+
+
+class StoryRow(Base):
+    __tablename__ = "stories"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    title: Mapped[str] = mapped_column(Text)  # its first article's
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    article_count: Mapped[int] = mapped_column(Integer)
+    outlets: Mapped[list[str]] = mapped_column(JSON)  # in the order they joined
+    actors: Mapped[list[str]] = mapped_column(JSON)
+    topics: Mapped[list[str]] = mapped_column(JSON)
+    profile: Mapped[dict[str, object]] = mapped_column(JSON)  # monitor.stories.StoryProfile
+
+
+class StoryKeyRow(Base):
+    __tablename__ = "story_keys"
+    story_id: Mapped[int] = mapped_column(
+        ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the story's, to skip old ones
+    __table_args__ = (Index("ix_story_keys_key", "key", "last_seen_at"),)
+
+
+class ArticleBandRow(Base):
+    __tablename__ = "article_bands"
+    band: Mapped[str] = mapped_column(String(20), primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
