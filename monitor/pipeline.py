@@ -221,17 +221,16 @@ class Pipeline:
             feed_wait=fetched.hints.feed_wait,
         )
         self._report_coverage(source, state, fetched, overflow, len(new))
-        added = self.store.save_poll(state, outcome, new, self.router)
-        alerts = sum(1 for item in new for plan in item.alerts if plan.suppressed is None)
+        saved = self.store.save_poll(state, outcome, new, self.router)
         log.info(
             "polled source=%s status=%s items=%d new=%d alerts=%d",
             source.name,
             fetched.status,
             outcome.items,
-            added,
-            alerts,
+            saved.articles,
+            saved.alerts,
         )
-        return PollReport(source.name, fetched.status, outcome.items, added, alerts)
+        return PollReport(source.name, fetched.status, outcome.items, saved.articles, saved.alerts)
 
     def _next_check(
         self,

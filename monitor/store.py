@@ -120,6 +120,14 @@ class ArticleRecord:
 
 
 @dataclass(frozen=True)
+class SavedPoll:
+    """What one poll added to the log."""
+
+    articles: int  # new articles stored
+    alerts: int  # alerts made to be sent (not those grouped into a story's alert, or silenced)
+
+
+@dataclass(frozen=True)
 class SourceHealth:
     """How a source is doing, for ``monitor sources``."""
 
@@ -491,17 +499,18 @@ class Store:
         outcome: FetchOutcome,
         new: Sequence[NewArticle],
         router: Router | None = None,
-    ) -> int:
+    ) -> SavedPoll:
         """Record a poll and everything it found, in one transaction: articles, the stories
         they join, what the rules' matches become (``router``; without one, every match
-        alerts at once through its rule's channels). Returns articles added."""
+        alerts at once through its rule's channels). Returns what was added."""
         router = router or Router((), (), StoriesConfig())
         with self._transaction() as conn:
             silences = self._active_silences(conn, outcome.started_at) if new else []
-            added = sum(
+            saved = [
                 self._save_article(conn, source.id, item, outcome.started_at, router, silences)
                 for item in new
-            )
+            ]
+            added = sum(1 for alerts in saved if alerts is not None)
             conn.execute(
                 self._insert(FetchRow).values(
                     source_id=source.id,
@@ -518,7 +527,7 @@ class Store:
             conn.execute(
                 update(SourceRow).where(SourceRow.id == source.id).values(**_schedule(outcome))
             )
-        return added
+        return SavedPoll(added, sum(a for a in saved if a is not None))
 
     def _save_article(
         self,
@@ -528,7 +537,9 @@ class Store:
         now: datetime,
         router: Router,
         silences: Sequence[Silence],
-    ) -> int:
+    ) -> int | None:
+        """Store a new article and route its matches: the alerts it made (None: another poll
+        stored it first)."""
         article = item.article
         article_id = conn.execute(
             self._insert(ArticleRow)
@@ -549,15 +560,16 @@ class Store:
             .returning(ArticleRow.id)
         ).scalar_one_or_none()
         if article_id is None:  # another poll stored it first
-            return 0
+            return None
         if item.mentions:
             conn.execute(
                 self._insert(MentionRow), [_mention_row(article_id, m) for m in item.mentions]
             )
         story = self._join_story(conn, article_id, item, now)
-        for plan in item.alerts:
+        return sum(
             self._route(conn, article_id, plan, item, story, router, silences, now)
-        return 1
+            for plan in item.alerts
+        )
 
     def _join_story(
         self, conn: Connection, article_id: int, item: NewArticle, now: datetime
@@ -626,11 +638,12 @@ class Store:
         router: Router,
         silences: Sequence[Silence],
         now: datetime,
-    ) -> None:
-        """Record a rule's match on a new article, and what it becomes (``monitor.routing``)."""
+    ) -> int:
+        """Record a rule's match on a new article, and what it becomes (``monitor.routing``):
+        1 if it made an alert to send, else 0."""
         if plan.suppressed is not None:
             self._record_match(conn, article_id, plan, now, Outcome.BACKFILL, plan.suppressed)
-            return
+            return 0
         said = None
         if story is not None and router.by_story(plan.rule):
             said = said_about(self._story_alerts(conn, plan.rule, story.story.id, now))
@@ -646,6 +659,7 @@ class Store:
         else:
             alert_id = self._queue_alert(conn, article_id, plan, story, decision, router, now)
         self._record_match(conn, article_id, plan, now, decision.outcome, decision.reason, alert_id)
+        return int(decision.outcome in (Outcome.ALERT, Outcome.UPDATE))
 
     def _record_match(
         self,

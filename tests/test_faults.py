@@ -65,8 +65,11 @@ def test_a_full_disk_fails_the_poll_and_loses_nothing(polling: Pipeline) -> None
     event.remove(store.engine, "connect", no_room)
     store.engine.dispose()
     report = polling.poll_source(source)
-    assert (report.status, report.new, report.alerts) == ("ok", 20, 20)
-    assert len(store.alerts(LogFilter())) == 20
+    # twenty copies of one wire story: one story, one alert, and every match recorded
+    assert (report.status, report.new, report.alerts) == ("ok", 20, 1)
+    assert len(store.alerts(LogFilter())) == 1
+    fates = store.fates(LogFilter())
+    assert len(fates) == 20 and sorted({f.outcome for f in fates}) == ["alert", "grouped"]
 
 
 def test_a_locked_database_fails_the_poll_and_the_next_one_stores_it(

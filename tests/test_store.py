@@ -83,8 +83,8 @@ def test_saving_a_poll_is_idempotent(store: Store) -> None:
     store.sync_sources([SourceConfig(name="news", url="https://example.org/feed")], NOW)
     state = store.source_state("news")
     outcome = FetchOutcome(NOW, "ok", 5, NOW + timedelta(minutes=15), 200, items=1, etag='"a"')
-    assert store.save_poll(state, outcome, [new_article()]) == 1
-    assert store.save_poll(state, outcome, [new_article()]) == 0
+    assert store.save_poll(state, outcome, [new_article()]).articles == 1
+    assert store.save_poll(state, outcome, [new_article()]).articles == 0
     counts = store.counts()
     assert counts | {"sources": 1} == {
         "sources": 1,
