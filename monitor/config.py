@@ -249,7 +249,9 @@ class ChannelConfig(_Section):
             raise ValueError('give a channel `url` (an apprise URL) or `kind = "console"`')
         if self.kind == "console" and self.url:
             raise ValueError("a console channel takes no `url`")
-        if self.kind == "slack" and not (self.url or "").lower().startswith("https://"):
+        if self.kind == "slack" and not (self.url or "").lower().startswith(
+            ("https://", "http://")
+        ):
             raise ValueError(
                 "a slack channel takes its incoming-webhook `url` (https://hooks.slack.com/…)"
             )

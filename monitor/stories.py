@@ -44,6 +44,7 @@ NEAR_DUPLICATE = 0.8  # estimated Jaccard of shingles at or above which texts ar
 MIN_SHINGLES = 8  # shorter texts are compared by URL and title only
 MIN_TITLE_WORDS = 4  # a shorter title ("Live updates") identifies nothing
 JOIN = 0.45  # cosine of distinctive terms at or above which an article joins a story
+JOIN_SAME_PLACE = 0.35  # … when both put the event in the same tracked place
 ARTICLE_TERMS = 40  # distinctive terms kept per article
 STORY_TERMS = 60  # and per story
 STORY_KEYS = 12  # the story's heaviest terms, indexed to find it
@@ -206,9 +207,18 @@ def similarity(article: StoryFeatures, profile: StoryProfile) -> float:
 
 def best_story(article: StoryFeatures, candidates: Iterable[Candidate]) -> int | None:
     """The story the article joins (the most similar at or above ``JOIN``), or None."""
-    scored = [(similarity(article, c.profile), c.story_id) for c in candidates]
+    scored = [
+        (similarity(article, c.profile) / _threshold(article, c.profile), c.story_id)
+        for c in candidates
+    ]
     best = max(scored, default=(0.0, None))
-    return best[1] if best[0] >= JOIN else None
+    return best[1] if best[0] >= 1.0 else None
+
+
+def _threshold(article: StoryFeatures, profile: StoryProfile) -> float:
+    """Reports that put the event in the same place need less else in common to be one."""
+    same_place = bool(set(article.places) & set(profile.places))
+    return JOIN_SAME_PLACE if same_place else JOIN
 
 
 def grown(profile: StoryProfile | None, article: StoryFeatures) -> StoryProfile:
