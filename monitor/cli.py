@@ -526,7 +526,8 @@ def _stories_text(records: Sequence[StoryRecord]) -> str:
         lines = [
             f"story {story.id}: {story.title.replace(chr(10), ' ')}",
             f"  {story.first_seen:%Y-%m-%d %H:%M} – {story.last_seen:%Y-%m-%d %H:%M},"
-            f" {story.articles} articles, outlets: {', '.join(story.outlets)}",
+            f" {story.articles} article{'' if story.articles == 1 else 's'},"
+            f" outlets: {', '.join(story.outlets)}",
         ]
         for article in record.articles:
             repeat = f" (repeats {article.duplicate_of})" if article.duplicate_of else ""

@@ -156,7 +156,7 @@ class Router:
         where = f"story {story.story.id}, alert {said.latest}"
         if said.latest_open:  # not sent yet: it takes in what this article adds
             merged = _merged(said.latest_message, message, changes)
-            reason = f"grouped into {where}, not sent yet"
+            reason = f"grouped into {where}, before it went out"
             return Decision(Outcome.GROUPED, merged, said.latest, reason=reason)
         if not changes:
             reason = f"grouped into {where}: nothing new"
