@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,10 @@ def test_thirty_articles_about_one_event_give_one_alert_and_only_material_update
     for update in updates:
         assert "update" in update.lower() and ("outlets" in update or "new actor" in update)
     assert any("now 5 outlets" in u for u in updates) or "5 outlets" in first
+    # messages about the story are at least group_interval (10m) apart
+    sent_at = sorted({d.sent_at for a in alerts for d in a.deliveries if d.sent_at})
+    assert len(sent_at) == len(sent)
+    assert all(b - a >= timedelta(minutes=10) for a, b in pairwise(sent_at))
     outcomes = sorted(f.outcome for f in fates)
     assert outcomes.count("alert") == 1 and outcomes.count("update") == len(updates)
     assert outcomes.count("grouped") == 30 - 1 - len(updates)
