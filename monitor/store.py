@@ -39,6 +39,7 @@ from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     case,
     create_engine,
     delete,
@@ -343,6 +344,7 @@ def _sqlite_on_begin(connection: Connection) -> None:
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._article_insert: Any = None
 
     @classmethod
     def open(cls, url: str, *, must_exist: bool = False) -> Store:
@@ -540,10 +542,10 @@ class Store:
     ) -> int | None:
         """Store a new article and route its matches: the alerts it made (None: another poll
         stored it first)."""
-        article = item.article
+        article, f = item.article, item.story
         article_id = conn.execute(
-            self._insert(ArticleRow)
-            .values(
+            self._insert_article(),
+            dict(
                 source_id=source_id,
                 key=item.key,
                 guid=article.guid,
@@ -555,9 +557,11 @@ class Store:
                 lang=article.lang,
                 published_at=article.published,
                 fetched_at=now,
-            )
-            .on_conflict_do_nothing()
-            .returning(ArticleRow.id)
+                outlet=f.outlet if f else None,
+                url_key=f.url_key if f else None,
+                title_key=f.title_key if f else None,
+                minhash=f.minhash if f else None,
+            ),
         ).scalar_one_or_none()
         if article_id is None:  # another poll stored it first
             return None
@@ -581,7 +585,12 @@ class Store:
         features = item.story
         if features is None:
             return None
-        self._save_fingerprint(conn, article_id, features)
+        if features.bands:
+            at = item.article.published or now  # as _seen_or_published has it
+            conn.execute(
+                _INSERT_BANDS,
+                [dict(band=band, article_id=article_id, at=at) for band in features.bands],
+            )
         original = _original(conn, article_id, features)
         duplicate_of = original.id if original is not None else None
         story_id = original.story_id if original is not None else None
@@ -597,17 +606,13 @@ class Store:
         _set_story(conn, article_id, story.id, duplicate_of)
         return StoryAssignment(story, started, features.outlet, duplicate_of)
 
-    def _save_fingerprint(self, conn: Connection, article_id: int, f: StoryFeatures) -> None:
-        conn.execute(
-            update(ArticleRow)
-            .where(ArticleRow.id == article_id)
-            .values(outlet=f.outlet, url_key=f.url_key, title_key=f.title_key, minhash=f.minhash)
-        )
-        if f.bands:
-            conn.execute(
-                self._insert(ArticleBandRow).on_conflict_do_nothing(),
-                [dict(band=band, article_id=article_id) for band in f.bands],
+    def _insert_article(self) -> Any:
+        """The insert of a new article (nothing when its source has it already), built once."""
+        if self._article_insert is None:
+            self._article_insert = (
+                self._insert(ArticleRow).on_conflict_do_nothing().returning(ArticleRow.id)
             )
+        return self._article_insert
 
     # --- stories ---------------------------------------------------------------------------
 
@@ -1392,27 +1397,14 @@ class _Original:
 def _original(conn: Connection, article_id: int, f: StoryFeatures) -> _Original | None:
     """The first stored article this one repeats: same URL, same title within the window, or
     near-same text within the window."""
-    others = ArticleRow.id != article_id
-    columns = (ArticleRow.id, ArticleRow.duplicate_of, ArticleRow.story_id)
+    within = dict(low=f.at - f.window, high=f.at + f.window, article_id=article_id)
     rows: list[Any] = []
     if f.url_key:
-        query = select(*columns).where(ArticleRow.url_key == f.url_key).where(others)
-        rows = list(conn.execute(query.order_by(ArticleRow.id).limit(1)).all())
-    within = _seen_or_published(ArticleRow).between(f.at - f.window, f.at + f.window)
+        rows = list(conn.execute(_BY_URL, dict(key=f.url_key, article_id=article_id)))
     if not rows and f.title_key:
-        query = select(*columns).where(ArticleRow.title_key == f.title_key).where(others)
-        rows = list(conn.execute(query.where(within).order_by(ArticleRow.id).limit(1)).all())
+        rows = list(conn.execute(_BY_TITLE, dict(key=f.title_key, **within)))
     if not rows and f.minhash is not None and f.bands:
-        banded = select(ArticleBandRow.article_id).where(ArticleBandRow.band.in_(f.bands))
-        banded_query = (
-            select(*columns, ArticleRow.minhash)
-            .where(ArticleRow.id.in_(banded))
-            .where(others)
-            .where(within)
-            .order_by(ArticleRow.id)
-            .limit(MAX_CANDIDATES * 5)
-        )
-        near = conn.execute(banded_query).all()
+        near = conn.execute(_BY_BANDS, dict(bands=list(f.bands), **within)).all()
         rows = [r for r in near if near_duplicate(f.minhash, r.minhash)][:1]
     if not rows:
         return None
@@ -1428,19 +1420,8 @@ def _candidates(conn: Connection, f: StoryFeatures) -> list[Candidate]:
     keys = [term for term, _ in f.terms]
     if not keys:
         return []
-    shared = func.count(StoryKeyRow.key).label("shared")
-    ids = (
-        select(StoryKeyRow.story_id, shared)
-        .where(StoryKeyRow.key.in_(keys))
-        .where(StoryKeyRow.last_seen_at >= f.at - f.window)
-        .group_by(StoryKeyRow.story_id)
-        .order_by(shared.desc(), StoryKeyRow.story_id.desc())
-        .limit(MAX_CANDIDATES)
-    ).subquery()
     rows = conn.execute(
-        select(StoryRow.id, StoryRow.profile)
-        .join(ids, ids.c.story_id == StoryRow.id)
-        .where(StoryRow.first_seen_at <= f.at + f.window)
+        _CANDIDATES, dict(keys=keys, since=f.at - f.window, until=f.at + f.window)
     ).all()
     return [Candidate(r.id, StoryProfile.from_json(r.profile)) for r in rows]
 
@@ -1452,7 +1433,7 @@ def _grow_story(
     but not its words, which the story has already)."""
     row = None
     if story_id is not None:
-        row = conn.execute(select(StoryRow).where(StoryRow.id == story_id)).one()
+        row = conn.execute(_STORY, dict(story=story_id)).one()
     old = None if row is None else StoryProfile.from_json(row.profile)
     new_profile = grown(old, f) if profile or old is None else old
     values: dict[str, Any] = dict(
@@ -1462,23 +1443,16 @@ def _grow_story(
         outlets=_merged(row.outlets if row else [], [f.outlet]),
         actors=_merged(row.actors if row else [], f.actors),
         topics=_merged(row.topics if row else [], f.topics),
-        profile=new_profile.to_json(),
+        profile=new_profile.to_json() if row is None or new_profile is not old else row.profile,
     )
     if row is None:
         story_id = conn.execute(
             insert(StoryRow).values(title=article.title, **values).returning(StoryRow.id)
         ).scalar_one()
     else:
-        conn.execute(update(StoryRow).where(StoryRow.id == story_id).values(**values))
+        conn.execute(_UPDATE_STORY, dict(story=story_id, **values))
     assert story_id is not None
-    conn.execute(delete(StoryKeyRow).where(StoryKeyRow.story_id == story_id))
-    conn.execute(
-        insert(StoryKeyRow),
-        [
-            dict(story_id=story_id, key=key, last_seen_at=values["last_seen_at"])
-            for key in new_profile.index_keys()
-        ],
-    )
+    _index_story(conn, story_id, old, new_profile, values["last_seen_at"], row)
     title = article.title if row is None else row.title
     return Story(
         story_id,
@@ -1492,14 +1466,35 @@ def _grow_story(
     )
 
 
+def _index_story(
+    conn: Connection,
+    story_id: int,
+    old: StoryProfile | None,
+    new: StoryProfile,
+    seen: datetime,
+    row: Any,
+) -> None:
+    """Keep the story's keys those of its profile, with its last seen time: only the keys
+    that changed are written."""
+    before = old.index_keys() if old is not None else ()
+    after = new.index_keys() if new is not old else before
+    gone = [key for key in before if key not in after]
+    if gone:
+        conn.execute(_DROP_KEYS, dict(story=story_id, keys=gone))
+    if row is not None and seen != _aware(row.last_seen_at):
+        conn.execute(_KEYS_SEEN, dict(story=story_id, seen=seen))
+    added = [key for key in after if key not in before]
+    if added:
+        conn.execute(
+            _INSERT_KEYS,
+            [dict(story_id=story_id, key=key, last_seen_at=seen) for key in added],
+        )
+
+
 def _set_story(
     conn: Connection, article_id: int, story_id: int | None, duplicate_of: int | None
 ) -> None:
-    conn.execute(
-        update(ArticleRow)
-        .where(ArticleRow.id == article_id)
-        .values(story_id=story_id, duplicate_of=duplicate_of)
-    )
+    conn.execute(_SET_STORY, dict(article_id=article_id, story=story_id, original=duplicate_of))
 
 
 def _merged(old: Sequence[str], new: Sequence[str]) -> list[str]:
@@ -1743,3 +1738,66 @@ def _mention_row(article_id: int, m: Mention) -> dict[str, Any]:
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+# The story stage runs these for every new article: built once, with bound parameters.
+_COLUMNS = (ArticleRow.id, ArticleRow.duplicate_of, ArticleRow.story_id)
+_LOW: Any = bindparam("low")
+_HIGH: Any = bindparam("high")
+_BY_URL = (
+    select(*_COLUMNS)
+    .where(ArticleRow.url_key == bindparam("key"), ArticleRow.id != bindparam("article_id"))
+    .order_by(ArticleRow.id)
+    .limit(1)
+)
+_BY_TITLE = (
+    select(*_COLUMNS)
+    .where(ArticleRow.title_key == bindparam("key"), ArticleRow.id != bindparam("article_id"))
+    .where(_seen_or_published(ArticleRow).between(_LOW, _HIGH))
+    .order_by(ArticleRow.id)
+    .limit(1)
+)
+_BANDED = (
+    select(ArticleBandRow.article_id)
+    .where(ArticleBandRow.band.in_(bindparam("bands", expanding=True)))
+    .where(ArticleBandRow.at.between(_LOW, _HIGH))
+    .where(ArticleBandRow.article_id != bindparam("article_id"))
+)
+_BY_BANDS = (
+    select(*_COLUMNS, ArticleRow.minhash)
+    .where(ArticleRow.id.in_(_BANDED))
+    .order_by(ArticleRow.id)
+    .limit(MAX_CANDIDATES * 5)
+)
+_INSERT_BANDS = insert(ArticleBandRow)
+_SHARED = func.count(StoryKeyRow.key).label("shared")
+_SHARING = (
+    select(StoryKeyRow.story_id, _SHARED)
+    .where(StoryKeyRow.key.in_(bindparam("keys", expanding=True)))
+    .where(StoryKeyRow.last_seen_at >= bindparam("since"))
+    .group_by(StoryKeyRow.story_id)
+    .order_by(_SHARED.desc(), StoryKeyRow.story_id.desc())
+    .limit(MAX_CANDIDATES)
+).subquery()
+_CANDIDATES = (
+    select(StoryRow.id, StoryRow.profile)
+    .join(_SHARING, _SHARING.c.story_id == StoryRow.id)
+    .where(StoryRow.first_seen_at <= bindparam("until"))
+)
+_STORY = select(StoryRow).where(StoryRow.id == bindparam("story"))
+_UPDATE_STORY = update(StoryRow).where(StoryRow.id == bindparam("story"))
+_INSERT_KEYS = insert(StoryKeyRow)
+_DROP_KEYS = delete(StoryKeyRow).where(
+    StoryKeyRow.story_id == bindparam("story"),
+    StoryKeyRow.key.in_(bindparam("keys", expanding=True)),
+)
+_KEYS_SEEN = (
+    update(StoryKeyRow)
+    .where(StoryKeyRow.story_id == bindparam("story"))
+    .values(last_seen_at=bindparam("seen"))
+)
+_SET_STORY = (
+    update(ArticleRow)
+    .where(ArticleRow.id == bindparam("article_id"))
+    .values(story_id=bindparam("story"), duplicate_of=bindparam("original"))
+)

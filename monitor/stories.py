@@ -249,10 +249,17 @@ def term_counts(article: Article, mentions: Sequence[Mention]) -> dict[str, floa
     for name in TEXT_FIELDS:
         text = article.field_text(name)
         for found in _PROPER_NOUN.finditer(text):
-            term = fold_string(found.group()).removesuffix("’s").removesuffix("'s")
+            term = _proper_noun_term(found.group())
             if len(term) > 1:
                 counts[term] += PROPER_NOUN_WEIGHT * _position_weight(name, found.start())
     return counts
+
+
+@functools.lru_cache(maxsize=65_536)
+def _proper_noun_term(word: str) -> str:
+    """A capitalised word as a term: folded, without a possessive 's (the same words recur in
+    every article, so they are folded once)."""
+    return fold_string(word).removesuffix("’s").removesuffix("'s")
 
 
 def _position_weight(field_name: str, start: int) -> float:
@@ -287,9 +294,16 @@ def _minhash(article: Article) -> MinHash | None:
     shingles = _shingles(article)
     if len(shingles) < MIN_SHINGLES:
         return None
-    signature = MinHash(num_perm=NUM_PERM, seed=1)
+    signature = MinHash(num_perm=NUM_PERM, seed=1, permutations=_permutations())
     signature.update_batch(shingles)
     return signature
+
+
+@functools.cache
+def _permutations() -> object:
+    """The hash permutations of every signature: drawn once, not for each article (the same
+    seed draws the same ones)."""
+    return MinHash(num_perm=NUM_PERM, seed=1).permutations
 
 
 def _signature_bytes(signature: MinHash) -> bytes:

@@ -16,7 +16,8 @@
                 when it opened and cleared, and when each was announced
     stories     one row per story: title, first and last seen, outlets, entities, profile
     story_keys  the distinctive terms of each story, indexed to find it (with its last_seen)
-    article_bands  the locality-sensitive bands of each article's MinHash signature
+    article_bands  the locality-sensitive bands of each article's MinHash signature (with when
+                it came out)
 """
 
 from __future__ import annotations
@@ -268,3 +269,5 @@ class ArticleBandRow(Base):
     article_id: Mapped[int] = mapped_column(
         ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    at: Mapped[datetime] = mapped_column(UTCDateTime)  # the article's, to skip old ones
+    __table_args__ = (Index("ix_article_bands_band_at", "band", "at"),)

@@ -56,8 +56,10 @@ def upgrade() -> None:
             sa.ForeignKey("articles.id", ondelete="CASCADE"),
             primary_key=True,
         ),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_article_bands_article_id", "article_bands", ["article_id"])
+    op.create_index("ix_article_bands_band_at", "article_bands", ["band", "at"])
     op.add_column("articles", sa.Column("story_id", _ID))
     op.add_column("articles", sa.Column("duplicate_of", _ID))
     op.add_column("articles", sa.Column("outlet", sa.String(length=200)))
@@ -74,6 +76,7 @@ def downgrade() -> None:
     with op.batch_alter_table("articles") as batch:
         for name in _COLUMNS:
             batch.drop_column(name)
+    op.drop_index("ix_article_bands_band_at", table_name="article_bands")
     op.drop_index("ix_article_bands_article_id", table_name="article_bands")
     op.drop_table("article_bands")
     op.drop_index("ix_story_keys_key", table_name="story_keys")
