@@ -1,14 +1,17 @@
 """The orchestrator: the one place that owns the order of the stages and what a failure means.
 
-    source → fetch → parse → identity → store (new only) → match → rules → outbox → deliver
+    source → fetch → parse → identity → store (new only) → match → rules → story → route
+                                                                              → outbox → deliver
 
 A poll reads what the database knows of the source, fetches it, parses it (a feed in a worker
 process stopped at a deadline: ``monitor.sandbox``), keeps only articles not seen before, matches
-them, decides which rule hits alert, and writes all of it in one transaction, with the source's
-next check (see ``monitor.schedule``). A broken source is recorded on the source with its error
+them, works out what the story stage compares, and writes all of it in one transaction, with
+the source's next check (see ``monitor.schedule``): inside it, each article joins a story
+(``monitor.stories``) and each rule hit is routed (``monitor.routing``). A broken source is recorded on the source with its error
 and retried later with backoff, and disabled (re-probed slowly) after failing too often; it
 never stops the others. Delivery drains the outbox: each pending delivery is sent, then marked
-sent, or its failure recorded with a retry time (exponential backoff with jitter).
+sent, or its failure recorded with a retry time (exponential backoff with jitter); a channel's
+digest, or what its quiet hours held, goes as one message; a channel's rate limit is kept.
 """
 
 from __future__ import annotations
