@@ -7,11 +7,12 @@ A poll reads what the database knows of the source, fetches it, parses it (a fee
 process stopped at a deadline: ``monitor.sandbox``), keeps only articles not seen before, matches
 them, works out what the story stage compares, and writes all of it in one transaction, with
 the source's next check (see ``monitor.schedule``): inside it, each article joins a story
-(``monitor.stories``) and each rule hit is routed (``monitor.routing``). A broken source is recorded on the source with its error
-and retried later with backoff, and disabled (re-probed slowly) after failing too often; it
-never stops the others. Delivery drains the outbox: each pending delivery is sent, then marked
-sent, or its failure recorded with a retry time (exponential backoff with jitter); a channel's
-digest, or what its quiet hours held, goes as one message; a channel's rate limit is kept.
+(``monitor.stories``) and each rule hit is routed (``monitor.routing``). A broken source is
+recorded on the source with its error and retried later with backoff, and disabled (re-probed
+slowly) after failing too often; it never stops the others. Delivery drains the outbox: each
+pending delivery is sent, then marked sent, or its failure recorded with a retry time
+(exponential backoff with jitter); a channel's digest, or what its quiet hours held, goes as one
+message; a channel's rate limit is kept.
 """
 
 from __future__ import annotations
