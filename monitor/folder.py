@@ -36,6 +36,21 @@ def list_documents(folder: Path, *, now: float | None = None) -> dict[str, Path]
         raise FetchError(f"cannot list folder {folder}: {exc.strerror or exc}") from exc
 
 
+def settling(folder: Path, *, now: float | None = None) -> float | None:
+    """Seconds until the youngest document still being written has settled; None if none is."""
+    now = time.time() if now is None else now
+    try:
+        ages = [
+            now - p.stat().st_mtime
+            for p in folder.rglob("*")
+            if p.suffix.lower() in DOCUMENT_SUFFIXES and p.is_file()
+        ]
+    except OSError:
+        return None  # the next check says what is wrong
+    young = [SETTLE_SECONDS - age for age in ages if age < SETTLE_SECONDS]
+    return max(0.0, max(young)) if young else None
+
+
 def read_folder_document(path: Path, source: str) -> Article:
     """One document; it links to its file and, without a date of its own, takes the file's."""
     article = read_document(path, source=source)

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from monitor.config import BACKFILL_ALL, SourceConfig
 from monitor.errors import DeliveryError, FetchError, MonitorError, ParseError, StoreError
 from monitor.fetch import Fetcher
-from monitor.folder import list_documents, read_folder_document
+from monitor.folder import list_documents, read_folder_document, settling
 from monitor.identity import article_keys
 from monitor.matcher import Matcher
 from monitor.messages import build_message
@@ -103,6 +103,7 @@ class _Fetched:
     only_new: bool = False  # the articles were checked against the store already
     hints: Hints = field(default_factory=Hints)  # when the source asks to be polled again
     unconditional: bool = False  # fetched without validators, to check them
+    settle_in: float | None = None  # seconds until documents still being written have settled
 
 
 class Pipeline:
@@ -257,6 +258,8 @@ class Pipeline:
         at, reason = next_check(now, interval, hints, self.runtime.config.daemon.max_interval)
         if reason:
             log.debug("source asks to wait source=%s hint=%s until=%s", source.name, reason, at)
+        if fetched.settle_in is not None:  # documents were being written: read them soon
+            at = min(at, now + timedelta(seconds=fetched.settle_in + 1))
         return at
 
     def _report_coverage(
@@ -348,7 +351,13 @@ class Pipeline:
                 )
                 problems.append(str(exc))
         warning = "; ".join(problems)[:2000] or None
-        return _Fetched(articles, warning=warning, items=len(listed), only_new=True)
+        return _Fetched(
+            articles,
+            warning=warning,
+            items=len(listed),
+            only_new=True,
+            settle_in=settling(source.path),
+        )
 
     def _new_articles(
         self,

@@ -85,6 +85,9 @@ def test_a_folder_source_picks_up_new_documents(tmp_path: Path) -> None:
     (inbox / "new.json").write_text(json.dumps(document))
     [report] = pipeline.poll_all()
     assert report.new == 0  # just written: it may still be being written, so it waits
+    # and is looked at again as soon as it has settled, not a whole interval later
+    next_check = pipeline.store.source_state("inbox").next_check_at
+    assert next_check is not None and next_check <= clock[0] + timedelta(seconds=3)
     os.utime(inbox / "new.json", (settled, settled))
     (inbox / "notes").mkdir()
     (inbox / "notes" / "ignored.pdf").write_bytes(b"%PDF")
