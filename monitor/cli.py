@@ -71,6 +71,17 @@ def config_option(func: F) -> F:
     )(func)
 
 
+#: ``--format table|json`` of the commands that list things from the log.
+table_or_json = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="A readable table, or JSON lines.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="monitor")
 @click.option(
@@ -476,14 +487,7 @@ def _columns(headers: list[str], rows: list[list[str]]) -> str:
 @click.option("--source", help="Only those from this source.")
 @click.option("--since", help="Only the recent ones, e.g. 2d, 12h, 30m.")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="A readable table, or JSON lines.",
-)
+@table_or_json
 def log_command(
     config_path: Path | None,
     what: str,
@@ -795,14 +799,7 @@ def _check_silence_targets(runtime: Runtime, covers: dict[str, str | None]) -> N
 @silence.command("list")
 @config_option
 @click.option("--all", "include_ended", is_flag=True, help="Ended silences too.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="A readable table, or JSON lines.",
-)
+@table_or_json
 def silence_list(config_path: Path | None, include_ended: bool, fmt: str) -> None:
     """Active silences, newest first."""
     with _errors():
