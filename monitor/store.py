@@ -1238,11 +1238,7 @@ class Store:
             .order_by(AlertRow.created_at.desc(), AlertRow.id.desc())
             .limit(filters.limit)
         )
-        query = _filter_articles(query, filters, AlertRow.article_id)
-        if filters.rule:
-            query = query.where(AlertRow.rule == filters.rule)
-        if filters.since:
-            query = query.where(AlertRow.created_at >= filters.since)
+        query = _filter_rule_rows(query, filters, AlertRow)
         with self._read() as conn:
             rows = conn.execute(query).all()
             entities = _entities(conn, [r.article_id for r in rows])
@@ -1286,11 +1282,7 @@ class Store:
             .order_by(MatchRow.created_at.desc(), MatchRow.id.desc())
             .limit(filters.limit)
         )
-        query = _filter_articles(query, filters, MatchRow.article_id)
-        if filters.rule:
-            query = query.where(MatchRow.rule == filters.rule)
-        if filters.since:
-            query = query.where(MatchRow.created_at >= filters.since)
+        query = _filter_rule_rows(query, filters, MatchRow)
         with self._read() as conn:
             rows = conn.execute(query).all()
             alert_ids = [r.alert_id for r in rows if r.alert_id is not None]
@@ -1653,6 +1645,16 @@ def _filter_articles(query: Any, filters: LogFilter, article_id: Any) -> Any:
                 (MentionRow.kind == kind) & (MentionRow.entity_id == entity)
             )
             query = query.where(article_id.in_(named))
+    return query
+
+
+def _filter_rule_rows(query: Any, filters: LogFilter, table: type[AlertRow | MatchRow]) -> Any:
+    """Filters of alerts or matches: by the article (source, actor, topic), rule and time."""
+    query = _filter_articles(query, filters, table.article_id)
+    if filters.rule:
+        query = query.where(table.rule == filters.rule)
+    if filters.since:
+        query = query.where(table.created_at >= filters.since)
     return query
 
 
