@@ -7,6 +7,7 @@ Each stage takes and returns these frozen dataclasses, never another stage's int
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -82,11 +83,11 @@ class MatchResult:
 
     @property
     def actors(self) -> tuple[str, ...]:
-        return _unique(m.id for m in self.mentions if m.kind == "actor")
+        return unique(m.id for m in self.mentions if m.kind == "actor")
 
     @property
     def topics(self) -> tuple[str, ...]:
-        return _unique(m.id for m in self.mentions if m.kind == "topic")
+        return unique(m.id for m in self.mentions if m.kind == "topic")
 
     @property
     def rules(self) -> tuple[str, ...]:
@@ -136,11 +137,9 @@ class Digest:
         return tuple(tuple(g) for g in groups.values())
 
 
-def _unique(ids: object) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
-    for i in ids:  # type: ignore[attr-defined]
-        seen.setdefault(i, None)
-    return tuple(seen)
+def unique(items: Iterable[str]) -> tuple[str, ...]:
+    """Each item once, in the order first seen."""
+    return tuple(dict.fromkeys(items))
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.config import ChannelConfig, QuietHours, RuleConfig, StoriesConfig
 from monitor.durations import parse_crontab
-from monitor.models import AlertMessage, AlertPlan, Mention, StoryAssignment
+from monitor.models import AlertMessage, AlertPlan, Mention, StoryAssignment, unique
 
 
 class Outcome(enum.StrEnum):
@@ -261,14 +261,10 @@ def _merged(
         story_title=later.story_title,
         outlets=later.outlets,
         articles=later.articles,
-        actors=_union(open_alert.actors, later.actors),
-        topics=_union(open_alert.topics, later.topics),
-        changes=_union(open_alert.changes, changes) if open_alert.kind == "update" else (),
+        actors=unique([*open_alert.actors, *later.actors]),
+        topics=unique([*open_alert.topics, *later.topics]),
+        changes=unique([*open_alert.changes, *changes]) if open_alert.kind == "update" else (),
     )
-
-
-def _union(first: Sequence[str], second: Sequence[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys([*first, *second]))
 
 
 def said_about(

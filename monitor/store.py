@@ -68,6 +68,7 @@ from monitor.models import (
     SourceState,
     Story,
     StoryAssignment,
+    unique,
 )
 from monitor.resources import migrations_dir
 from monitor.routing import Decision, Outcome, Router, Silence, said_about
@@ -1432,9 +1433,9 @@ def _grow_story(
         last_seen_at=f.at if row is None else max(_aware(row.last_seen_at), f.at),
         first_seen_at=f.at if row is None else min(_aware(row.first_seen_at), f.at),
         article_count=1 if row is None else row.article_count + 1,
-        outlets=_merged(row.outlets if row else [], [f.outlet]),
-        actors=_merged(row.actors if row else [], f.actors),
-        topics=_merged(row.topics if row else [], f.topics),
+        outlets=list(unique([*(row.outlets if row else []), f.outlet])),
+        actors=list(unique([*(row.actors if row else []), *f.actors])),
+        topics=list(unique([*(row.topics if row else []), *f.topics])),
         profile=new_profile.to_json() if row is None or new_profile is not old else row.profile,
     )
     if row is None:
@@ -1487,10 +1488,6 @@ def _set_story(
     conn: Connection, article_id: int, story_id: int | None, duplicate_of: int | None
 ) -> None:
     conn.execute(_SET_STORY, dict(article_id=article_id, story=story_id, original=duplicate_of))
-
-
-def _merged(old: Sequence[str], new: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys([*old, *new]))
 
 
 def _story(row: Any) -> Story:

@@ -34,7 +34,7 @@ import numpy as np
 from datasketch import MinHash
 
 from monitor.identity import canonical_url
-from monitor.models import TEXT_FIELDS, Article, Mention
+from monitor.models import TEXT_FIELDS, Article, Mention, unique
 from monitor.normalise import fold_string
 
 NUM_PERM = 64  # MinHash permutations: 512 bytes a signature
@@ -142,8 +142,8 @@ def article_features(
     """Everything the story stage compares, for one article. ``places`` are the ids of the
     tracked actors that are places."""
     signature = _minhash(article)
-    actors = _unique(m.id for m in mentions if m.kind == "actor")
-    topics = _unique(m.id for m in mentions if m.kind == "topic")
+    actors = unique(m.id for m in mentions if m.kind == "actor")
+    topics = unique(m.id for m in mentions if m.kind == "topic")
     return StoryFeatures(
         at=at,
         outlet=outlet,
@@ -226,7 +226,7 @@ def grown(profile: StoryProfile | None, article: StoryFeatures) -> StoryProfile:
     terms: defaultdict[str, float] = defaultdict(float, profile.terms if profile else {})
     for term, weight in article.terms:
         terms[term] += weight
-    places = _unique([*(profile.places if profile else ()), *article.places])
+    places = unique([*(profile.places if profile else ()), *article.places])
     return StoryProfile(dict(_heaviest(terms.items(), STORY_TERMS)), places)
 
 
@@ -277,7 +277,7 @@ def _event_places(
         before = article.field_text(m.field)[max(0, m.start - 3) : m.start].lower()
         if before.endswith(_LOCATIVE):
             found.append(m.id)
-    return _unique(found)
+    return unique(found)
 
 
 def _shingles(article: Article) -> list[bytes]:
@@ -324,7 +324,3 @@ def _bands(signature: MinHash) -> tuple[str, ...]:
 
 def _heaviest(items: Iterable[tuple[str, float]], count: int) -> list[tuple[str, float]]:
     return sorted(items, key=lambda item: (-item[1], item[0]))[:count]
-
-
-def _unique(ids: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(ids))
