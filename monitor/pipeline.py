@@ -586,14 +586,15 @@ class Pipeline:
             return _Result(_Attempt.GIVEN_UP, retry_at, attempts, claim.set_aside)
         try:
             self._keep_pace(delivery.channel, [delivery.id])
-            with self._claim_kept(delivery, claim.token):
+            with self._claims_kept([(delivery, claim.token)]):
                 channel.send(delivery.message)
         except DeliveryError as exc:
             if exc.retry_after is None:
-                return self._failed(delivery, claim.token, exc, retry_at, attempts, now, claim)
-            return self._postponed(delivery, claim.token, exc.retry_after, attempts, claim)
+                return self._failed(delivery, claim, exc, retry_at, attempts, now)
+            until = self._postponed(delivery.channel, [(delivery, claim)], exc.retry_after)
+            return _Result(_Attempt.POSTPONED, until, attempts - 1, claim.set_aside)
         except Exception as exc:  # a bug in a channel: record and retry
-            return self._failed(delivery, claim.token, exc, retry_at, attempts, now, claim)
+            return self._failed(delivery, claim, exc, retry_at, attempts, now)
         if not self.store.mark_sent(delivery.id, claim.token, self.clock()):
             log.warning(
                 "delivery sent after its claim expired (it may be sent twice) channel=%s "
@@ -607,17 +608,16 @@ class Pipeline:
     def _failed(
         self,
         delivery: PendingDelivery,
-        token: str,
+        claim: Claim,
         exc: Exception,
         retry_at: datetime,
         attempts: int,
         now: datetime,
-        claim: Claim,
     ) -> _Result:
         """Record a failed send, to be retried at ``retry_at``."""
         if not isinstance(exc, DeliveryError):
             log.exception("unexpected error sending channel=%s", delivery.channel)
-        self.store.mark_failed(delivery.id, token, describe(exc), retry_at, now)
+        self.store.mark_failed(delivery.id, claim.token, describe(exc), retry_at, now)
         log.warning(
             "delivery failed channel=%s alert_id=%d attempt=%d error=%s",
             delivery.channel,
@@ -628,27 +628,23 @@ class Pipeline:
         return _Result(_Attempt.FAILED, retry_at, attempts, claim.set_aside)
 
     def _postponed(
-        self,
-        delivery: PendingDelivery,
-        token: str,
-        wait: timedelta,
-        attempts: int,
-        claim: Claim,
-    ) -> _Result:
-        """The service asked to wait (HTTP 429, Retry-After): the channel waits that long; it
-        is not a failure."""
+        self, channel: str, taken: list[tuple[PendingDelivery, Claim]], wait: timedelta
+    ) -> datetime:
+        """The service asked to wait (HTTP 429, Retry-After): the deliveries sent together, and
+        the channel, wait that long; it is not a failure. Returns until when."""
         wait = min(wait, MAX_DELIVERY_BACKOFF)
         until = self.clock() + wait
         note = f"rate limited by the service: asked to wait {int(wait.total_seconds())}s"
-        self.store.postpone(delivery.id, token, until, note)
-        self.store.hold_channel(delivery.channel, until)
+        for delivery, claim in taken:
+            self.store.postpone(delivery.id, claim.token, until, note)
+        self.store.hold_channel(channel, until)
         log.warning(
-            "delivery rate limited channel=%s alert_id=%d wait=%ds",
-            delivery.channel,
-            delivery.alert_id,
+            "delivery rate limited channel=%s alert_ids=%s wait=%ds",
+            channel,
+            ",".join(str(d.alert_id) for d, _ in taken),
             wait.total_seconds(),
         )
-        return _Result(_Attempt.POSTPONED, until, attempts - 1, claim.set_aside)
+        return until
 
     def _deliver_gathered(self, due: list[PendingDelivery], tally: dict[_Attempt, int]) -> set[str]:
         """Send each channel's due digest, and what its quiet hours held, as one message each.
@@ -709,8 +705,7 @@ class Pipeline:
         now: datetime,
     ) -> _Attempt:
         if isinstance(exc, DeliveryError) and exc.retry_after is not None:
-            for d, c in taken:
-                self._postponed(d, c.token, exc.retry_after, c.attempts + 1, c)
+            self._postponed(channel, taken, exc.retry_after)
             return _Attempt.POSTPONED
         if not isinstance(exc, DeliveryError):
             log.exception("unexpected error sending channel=%s", channel)
@@ -738,13 +733,7 @@ class Pipeline:
         waited = pace.wait(self.stop)
         if waited > 0:
             note = f"rate limited: waited {waited:.1f}s for the channel's rate_limit"
-            for delivery_id in delivery_ids:
-                self.store.note_delivery(delivery_id, note)
-
-    @contextmanager
-    def _claim_kept(self, delivery: PendingDelivery, token: str) -> Iterator[None]:
-        with self._claims_kept([(delivery, token)]):
-            yield
+            self.store.note_deliveries(delivery_ids, note)
 
     @contextmanager
     def _claims_kept(self, claims: list[tuple[PendingDelivery, str]]) -> Iterator[None]:

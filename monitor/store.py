@@ -929,12 +929,13 @@ class Store:
                 ).rowcount
             )
 
-    def note_delivery(self, delivery_id: int, note: str) -> None:
-        """Say why a delivery waited (shown by ``monitor log alerts``)."""
+    def note_deliveries(self, delivery_ids: Sequence[int], note: str) -> None:
+        """Say why deliveries waited (shown by ``monitor log alerts``)."""
         with self._transaction() as conn:
-            conn.execute(
-                update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(note=note[:2000])
-            )
+            for chunk in _chunks(list(delivery_ids), 500):
+                conn.execute(
+                    update(DeliveryRow).where(DeliveryRow.id.in_(chunk)).values(note=note[:2000])
+                )
 
     def hold_channel(self, channel: str, until: datetime) -> None:
         """Make every pending delivery of a channel wait until ``until`` (it keeps its order)."""
