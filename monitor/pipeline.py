@@ -654,8 +654,10 @@ class Pipeline:
             gathered.setdefault((delivery.channel, delivery.mode), []).append(delivery)
         held = set()
         for (channel, mode), deliveries in gathered.items():
-            if self.stop.is_set() or channel in held:
+            if self.stop.is_set():
                 break
+            if channel in held:  # its other digest failed or must wait: not this round
+                continue
             outcome = self._attempt_digest(channel, mode, deliveries)
             tally[outcome] += len(deliveries)
             if outcome is not _Attempt.SENT:

@@ -495,3 +495,52 @@ def test_cron_weekdays_are_numbered_as_cron_numbers_them(
 def test_bad_cron_schedules_are_refused(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_crontab(bad)
+
+
+def test_a_failing_channel_holds_only_its_own_digests(
+    tmp_path: Path, hook: WebhookEndpoint
+) -> None:
+    other = WebhookEndpoint()
+    quiet = 'quiet_hours = { start = "22:00", end = "07:00", timezone = "Europe/Berlin" }'
+    text = f"""
+[database]
+url = "sqlite:///{tmp_path / "routing.db"}"
+[[sources]]
+name = "news"
+url = "https://example.org/feed"
+[[channels]]
+name = "chat"
+url = "json://127.0.0.1:{hook.port}/chat"
+{quiet}
+[[channels]]
+name = "other"
+url = "json://127.0.0.1:{other.port}/other"
+{quiet}
+[[rules]]
+name = "digested"
+query = "actor:wang-yi"
+channels = ["chat"]
+group_by = "article"
+digest = "0 * * * *"
+[[rules]]
+name = "principals"
+query = "actor:antony-blinken"
+channels = ["chat", "other"]
+group_by = "article"
+"""
+    config = parse_config(text, origin="monitor.toml", base_dir=tmp_path)
+    store = Store.open(config.database.url)
+    store.upgrade()
+    clock = Clock(utc(2026, 1, 15, 23, 0))  # midnight in Berlin: both channels are quiet
+    pipeline = Pipeline(load_runtime(config), store, Fetcher(FetchSettings()), clock=clock)
+    pipeline.prepare()
+    publish(pipeline, "Night statement")
+    modes = sorted((d.channel, d.mode) for f in store.fates(LogFilter()) for d in f.deliveries)
+    assert modes == [("chat", "digest"), ("chat", "quiet"), ("other", "quiet")]
+    clock.now = utc(2026, 1, 16, 6, 0)  # 07:00 in Berlin: everything held is due
+    hook.fail_status = 503
+    pipeline.deliver_due()
+    assert hook.received == []  # "chat" is down: its digests wait for their retry
+    assert len(other.received) == 1 and "Night statement" in str(other.received[0])
+    pipeline.close()
+    other.close()
