@@ -15,15 +15,16 @@ its entry's hits nearby; a topic counts only when its hits' weights reach its mi
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
-import ahocorasick
+import ahocorasick_rs
 
 from monitor.models import TEXT_FIELDS, Article, FieldName, Mention
 from monitor.normalise import FoldedText, fold, fold_string
@@ -51,6 +52,7 @@ class _Entry:
     roles: tuple[_Form, ...]
     negative: tuple[_Form, ...]
     cased: tuple[_Form, ...]
+    weak: bool  # some name or term here is a weak form
 
     @classmethod
     def of(cls, key: str, forms: list[_Form]) -> _Entry:
@@ -62,6 +64,7 @@ class _Entry:
             tuple(f for f in forms if f.role),
             tuple(f for f in forms if f.negative),
             tuple(f for f in forms if f.cased),
+            any(f.weak for f in plain),
         )
 
 
@@ -73,19 +76,22 @@ class _Found:
         self.topics: list[_Hit] = []
         self.roles: list[_Hit] = []
         self.negatives: list[_Hit] = []
+        self.weak = False  # some hit may be a weak form
 
-    def add(self, hit: _Hit, entry: _Entry, day: date, written: str | None) -> None:
-        field, start, end, _ = hit
+    def add(
+        self, field: FieldName, start: int, end: int, entry: _Entry, day: date, written: str | None
+    ) -> None:
         if entry.actors:
-            self.actors.append(hit._replace(forms=entry.actors))
+            self.actors.append(_Hit(field, start, end, entry.actors))
         if entry.topics:
-            self.topics.append(hit._replace(forms=entry.topics))
+            self.topics.append(_Hit(field, start, end, entry.topics))
+        self.weak = self.weak or entry.weak
         if entry.roles:
             held = tuple(f for f in entry.roles if f.role and f.role.held_on(day))
             if held:
-                self.roles.append(hit._replace(forms=held))
+                self.roles.append(_Hit(field, start, end, held))
         if entry.negative:
-            self.negatives.append(hit._replace(forms=entry.negative))
+            self.negatives.append(_Hit(field, start, end, entry.negative))
         if entry.cased and written is not None:
             same = [f for f in entry.cased if _same_case(written, f.alias)]
             for kind, pool in (("actor", self.actors), ("topic", self.topics)):
@@ -94,6 +100,7 @@ class _Found:
                     pool.append(_Hit(field, start, end, forms))
 
 
+_Value = TypeVar("_Value")
 _FIELD_RANK = {name: rank for rank, name in enumerate(TEXT_FIELDS)}
 _Positions = dict[tuple[str, str], list[tuple[int, str, int]]]
 
@@ -156,7 +163,7 @@ def ends_word(text: str, end: int) -> bool:
 _ASCII_SPACES = bytes(
     b if chr(b).isalnum() or chr(b) == "'" or b >= 128 else 32 for b in range(256)
 )
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_ASCII = bytes(range(128))
 # Non-ASCII characters met so far, and whether each stands outside words (a space in the
 # word-spaced text). Filled as characters are first met; a dict's item assignment is atomic.
 _OUTSIDE_WORDS: dict[str, bool] = {}
@@ -172,7 +179,8 @@ def word_spaced(text: str) -> str:
     if "'" in spaced:
         spaced = _loose_apostrophes(spaced)
     if not text.isascii():
-        for char in set(_NON_ASCII.findall(spaced)):
+        others = spaced.encode("utf-8", "surrogatepass").translate(None, _ASCII)
+        for char in set(others.decode("utf-8", "surrogatepass")):
             outside = _OUTSIDE_WORDS.get(char)
             if outside is None:
                 outside = not is_word_char(char) or is_unspaced_script(char)
@@ -210,6 +218,8 @@ class Matcher:
     def __init__(self, watchlist: Watchlist) -> None:
         self.watchlist = watchlist
         self._topics = {t.id: t for t in watchlist.topics}
+        # topics that one hit may not be enough for: weighted terms or a minimum above one
+        self._scored = {t.id for t in watchlist.topics if t.weights or t.min_score > 1.0}
         keys: dict[str, list[_Form]] = {}
         unspaced: dict[str, list[_Form]] = {}
         for entity in watchlist.entities:
@@ -230,18 +240,25 @@ class Matcher:
         found = _Found()
         for name in TEXT_FIELDS:
             self._scan(name, folded[name], article.field_text(name), day, found)
-        chosen = _leftmost_longest(found.actors) + _leftmost_longest(found.topics)
+        chosen = _leftmost_longest(found.actors, found.weak) + _leftmost_longest(
+            found.topics, found.weak
+        )
         chosen = _with_roles(chosen, found.roles)
         if found.negatives:
             chosen = _without_negated(chosen, found.negatives, folded)
-        reading = _Reading(
-            article, folded, _strong_positions(chosen), _title_cased(article.title), chosen
-        )
-        mentions = []
+        mentions, undecided = [], []
         for hit, forms in chosen:
-            form = _named(reading, hit, forms)
-            if form is not None:
+            form = _plainly_named(forms)
+            if form is None:
+                undecided.append((hit, forms))
+            else:
                 mentions.append(_mention(hit, form, article, folded[hit.field]))
+        if undecided:  # weak forms and role titles: the rest of the article decides
+            reading = _Reading(article, folded, chosen)
+            for hit, forms in undecided:
+                named = _named(reading, hit, forms)
+                if named is not None:
+                    mentions.append(_mention(hit, named, article, folded[hit.field]))
         mentions = self._scoring(mentions)
         return tuple(sorted(mentions, key=lambda m: (_FIELD_RANK[m.field], m.start, m.kind)))
 
@@ -253,7 +270,7 @@ class Matcher:
             if entry.cased:
                 src_start, src_end = folded.span_in_source(start, end)
                 written = source[src_start:src_end]
-            found.add(_Hit(field, start, end, ()), entry, day, written)
+            found.add(field, start, end, entry, day, written)
 
     def _whole_words(self, text: str) -> list[tuple[int, int, _Entry]]:
         """Every whole-word occurrence of a form in folded ``text``: (start, end, entry)."""
@@ -262,12 +279,11 @@ class Matcher:
             return found
         if self._spaced is not None:
             padded = f" {word_spaced(text)} "
-            for last, (length, variants) in self._spaced.iter(padded):  # " words " ends at last
-                start, end = last - length + 1, last - 1
+            for variants, start, last in self._spaced.find(padded):  # " words ": trim spaces
+                end = last - 2
                 found.extend(v.at(text, start, end) for v in variants if v.fits(text, start, end))
         if self._unspaced is not None and not text.isascii() and _HAS_UNSPACED.search(text):
-            for last, entry in self._unspaced.iter(text):
-                start, end = last - entry.length + 1, last + 1
+            for entry, start, end in self._unspaced.find(text):
                 if starts_word(text, start) and ends_word(text, end):
                     found.append((start, end, entry))
         return found
@@ -276,7 +292,7 @@ class Matcher:
         """Drop the topics whose hits weigh less than the topic's minimum score."""
         by_topic: dict[str, list[Mention]] = {}
         for m in mentions:
-            if m.kind == "topic":
+            if m.kind == "topic" and m.id in self._scored:
                 by_topic.setdefault(m.id, []).append(m)
         short = {
             i
@@ -311,7 +327,21 @@ class _Variant:
         return start - len(self.lead), end + len(self.trail), self.entry
 
 
-def _spaced_automaton(keys: dict[str, list[_Form]]) -> ahocorasick.Automaton | None:
+class _Automaton(Generic[_Value]):
+    """Aho–Corasick over many keys at once, each standing for a value: every occurrence,
+    overlapping ones included, as (value, start, end)."""
+
+    def __init__(self, keys: dict[str, _Value]) -> None:
+        self._values = list(keys.values())
+        self._automaton = ahocorasick_rs.AhoCorasick(list(keys))
+
+    def find(self, text: str) -> Iterator[tuple[_Value, int, int]]:
+        values = self._values
+        for index, start, end in self._automaton.find_matches_as_indexes(text, overlapping=True):
+            yield values[index], start, end
+
+
+def _spaced_automaton(keys: dict[str, list[_Form]]) -> _Automaton[tuple[_Variant, ...]] | None:
     """The keys by their words, space-padded: each found word-spaced key is checked against
     the folded text, so punctuation inside a key must be in the text as written."""
     variants: dict[str, list[_Variant]] = {}
@@ -326,22 +356,14 @@ def _spaced_automaton(keys: dict[str, list[_Form]]) -> ahocorasick.Automaton | N
         variants.setdefault(f" {words} ", []).append(variant)
     if not variants:
         return None
-    automaton = ahocorasick.Automaton()
-    for padded, found in variants.items():
-        automaton.add_word(padded, (len(padded), tuple(found)))
-    automaton.make_automaton()
-    return automaton
+    return _Automaton({padded: tuple(found) for padded, found in variants.items()})
 
 
-def _automaton(forms: dict[str, list[_Form]]) -> ahocorasick.Automaton | None:
+def _automaton(forms: dict[str, list[_Form]]) -> _Automaton[_Entry] | None:
     """One automaton over every key, each standing for what its forms name; None if none."""
     if not forms:
         return None
-    automaton = ahocorasick.Automaton()
-    for key, found in forms.items():
-        automaton.add_word(key, _Entry.of(key, found))
-    automaton.make_automaton()
-    return automaton
+    return _Automaton({key: _Entry.of(key, found) for key, found in forms.items()})
 
 
 def _same_case(written: str, alias: str) -> bool:
@@ -368,33 +390,42 @@ def _forms(entity: Entity) -> Iterator[_Form]:
 class _Reading:
     """What deciding about one hit may look at: the article, its folded fields, where each
     entity is named in full, whether the headline is in Title Case, and where a person's name
-    ends (for titles in apposition: "Qin Gang, China's foreign minister")."""
+    ends (for titles in apposition: "Qin Gang, China's foreign minister"). The last two are
+    worked out when first asked for."""
 
     def __init__(
         self,
         article: Article,
         folded: dict[FieldName, FoldedText],
-        strong: _Positions,
-        title_case: bool,
         chosen: list[tuple[_Hit, tuple[_Form, ...]]],
     ) -> None:
-        self.article, self.folded, self.strong, self.title_case = (
-            article,
-            folded,
-            strong,
-            title_case,
-        )
+        self.article, self.folded, self._chosen = article, folded, chosen
+        self.strong = _strong_positions(chosen)
         self.named_in = {  # (actor id, field) where an actor is named by a strong form
             (actor_id, field)
-            for (kind, actor_id), places in strong.items()
+            for (kind, actor_id), places in self.strong.items()
             if kind == "actor"
             for _, field, _ in places
         }
-        self.name_ends = {
+
+    @functools.cached_property
+    def title_case(self) -> bool:
+        return _title_cased(self.article.title)
+
+    @functools.cached_property
+    def name_ends(self) -> set[tuple[FieldName, int]]:
+        return {
             (hit.field, hit.end)
-            for hit, forms in chosen
+            for hit, forms in self._chosen
             if any(f.entity.actor_kind == "person" and not (f.weak or f.role) for f in forms)
         }
+
+
+def _plainly_named(forms: tuple[_Form, ...]) -> _Form | None:
+    """The strong form, not a role title, that a hit names its entity by; None when the hit
+    has only weak forms or a role title, and the rest of the article must decide."""
+    form = next((f for f in forms if not f.weak), None)
+    return form if form is not None and form.role is None else None
 
 
 def _named(reading: _Reading, hit: _Hit, forms: tuple[_Form, ...]) -> _Form | None:
@@ -405,19 +436,21 @@ def _named(reading: _Reading, hit: _Hit, forms: tuple[_Form, ...]) -> _Form | No
     if form is not None:
         return form
     form = _named_in_full(hit, forms, reading.strong)
-    if form is None and not _inside_another_name(
-        reading.article, reading.folded, hit, reading.title_case
-    ):
+    if form is None:
         form = _confirmed_nearby(hit, forms, reading.named_in)
+        if form is not None and _inside_another_name(
+            reading.article, reading.folded, hit, reading.title_case
+        ):
+            return None
     return form
 
 
-def _leftmost_longest(hits: list[_Hit]) -> list[tuple[_Hit, tuple[_Form, ...]]]:
+def _leftmost_longest(hits: list[_Hit], weak: bool) -> list[tuple[_Hit, tuple[_Form, ...]]]:
     """Non-overlapping hits per field: the earliest start wins, then the longest. A weak form
-    overlapping a strong form of the same entity gives way to it first ("Mr Wang Yi" is the
-    strong "Wang Yi", not the weak "Mr Wang")."""
+    (``weak``: some hit may have one) overlapping a strong form of the same entity gives way to
+    it first ("Mr Wang Yi" is the strong "Wang Yi", not the weak "Mr Wang")."""
     candidates = [(h, h.forms) for h in hits]
-    if any(f.weak for h in hits for f in h.forms):
+    if weak:
         strong: dict[tuple[str, str], list[tuple[int, int]]] = {}
         for hit in hits:
             for form in hit.forms:

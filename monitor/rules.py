@@ -94,6 +94,12 @@ class ArticleView:
         self.now = now or datetime.now(UTC)
         self.window: Window | None = None
         self._cache: dict[tuple[str, str], Any] = {}
+        self._texts: dict[str, str] = {}
+        self._folded: dict[str, FoldedText] = {}
+        grouped: dict[tuple[str, str], list[Mention]] = {}
+        for m in self.mentions:
+            grouped.setdefault((m.kind, m.id), []).append(m)
+        self._by_entity = {key: tuple(found) for key, found in grouped.items()}
 
     def within(self, window: Window) -> ArticleView:
         """The same article, with clauses confined to ``window``."""
@@ -103,14 +109,19 @@ class ArticleView:
         return view
 
     def text(self, name: str) -> str:
-        return str(getattr(self.article, name) or "")
+        found = self._texts.get(name)
+        if found is None:
+            found = self._texts[name] = str(getattr(self.article, name) or "")
+        return found
 
     def folded(self, name: str) -> FoldedText:
-        found: FoldedText = self._cached("folded", name, lambda: fold(self.text(name)))
+        found = self._folded.get(name)
+        if found is None:
+            found = self._folded[name] = fold(self.text(name))
         return found
 
     def mentions_of(self, kind: str, entity_id: str, scope: str | None) -> Evidence:
-        found = self._by_entity().get((kind, entity_id), ())
+        found = self._by_entity.get((kind, entity_id), ())
         if scope is None and self.window is None:
             return found
         return tuple(
@@ -118,16 +129,6 @@ class ArticleView:
             for m in found
             if (scope is None or m.field == scope) and (self.window is None or self.window.holds(m))
         )
-
-    def _by_entity(self) -> dict[tuple[str, str], Evidence]:
-        def group() -> dict[tuple[str, str], Evidence]:
-            grouped: dict[tuple[str, str], list[Mention]] = {}
-            for m in self.mentions:
-                grouped.setdefault((m.kind, m.id), []).append(m)
-            return {key: tuple(found) for key, found in grouped.items()}
-
-        found: dict[tuple[str, str], Evidence] = self._cached("mentions", "", group)
-        return found
 
     def in_window(self, found: Evidence) -> Evidence:
         return found if self.window is None else tuple(m for m in found if self.window.holds(m))
@@ -252,8 +253,10 @@ class WordsClause(Clause):
         for name in self.fields:
             if view.window is not None and view.window.field != name:
                 continue
-            haystack = view.folded(name)
             source = view.text(name)
+            if not source:
+                continue
+            haystack = view.folded(name)
             for start, end in self.find(haystack.text):
                 if starts_word(haystack.text, start) and ends_word(haystack.text, end):
                     src_start, src_end = haystack.span_in_source(start, end)
@@ -827,7 +830,11 @@ class _OneQuery:
             pattern = re.compile(
                 "".join(r"\w*" if c == "*" else r"\w" if c == "?" else re.escape(c) for c in needle)
             )
-            return WordsClause(text, scope, lambda t: _pattern_spans(pattern, t))
+            # the longest run of plain letters: where it is not in the text, nothing matches
+            literal = max(re.split(r"[*?]", needle), key=len)
+            return WordsClause(
+                text, scope, lambda t: _pattern_spans(pattern, t) if literal in t else []
+            )
         return WordsClause(text, scope, lambda t: _plain_spans(needle, t))
 
     def _regex(self, node: tree.Regex, scope: str | None) -> Clause:
