@@ -236,10 +236,11 @@ class Matcher:
         """All confirmed mentions, in reading order (title, summary, text). Roles are read as
         of ``on``, else the day the article was published, else today."""
         day = on or (article.published or datetime.now(UTC)).astimezone(UTC).date()
-        folded = {name: fold(article.field_text(name)) for name in TEXT_FIELDS}
+        sources = {name: article.field_text(name) for name in TEXT_FIELDS}
+        folded = {name: fold(text) for name, text in sources.items()}
         found = _Found()
         for name in TEXT_FIELDS:
-            self._scan(name, folded[name], article.field_text(name), day, found)
+            self._scan(name, folded[name], sources[name], day, found)
         chosen = _leftmost_longest(found.actors, found.weak) + _leftmost_longest(
             found.topics, found.weak
         )
@@ -252,13 +253,13 @@ class Matcher:
             if form is None:
                 undecided.append((hit, forms))
             else:
-                mentions.append(_mention(hit, form, article, folded[hit.field]))
+                mentions.append(_mention(hit, form, sources[hit.field], folded[hit.field]))
         if undecided:  # weak forms and role titles: the rest of the article decides
             reading = _Reading(article, folded, chosen)
             for hit, forms in undecided:
                 named = _named(reading, hit, forms)
                 if named is not None:
-                    mentions.append(_mention(hit, named, article, folded[hit.field]))
+                    mentions.append(_mention(hit, named, sources[hit.field], folded[hit.field]))
         mentions = self._scoring(mentions)
         return tuple(sorted(mentions, key=lambda m: (_FIELD_RANK[m.field], m.start, m.kind)))
 
@@ -281,7 +282,9 @@ class Matcher:
             padded = f" {word_spaced(text)} "
             for variants, start, last in self._spaced.find(padded):  # " words ": trim spaces
                 end = last - 2
-                found.extend(v.at(text, start, end) for v in variants if v.fits(text, start, end))
+                for v in variants:
+                    if v.fits(text, start, end):
+                        found.append(v.at(start, end))
         if self._unspaced is not None and not text.isascii() and _HAS_UNSPACED.search(text):
             for entry, start, end in self._unspaced.find(text):
                 if starts_word(text, start) and ends_word(text, end):
@@ -323,7 +326,7 @@ class _Variant:
             and text[end : end + len(self.trail)] == self.trail
         )
 
-    def at(self, text: str, start: int, end: int) -> tuple[int, int, _Entry]:
+    def at(self, start: int, end: int) -> tuple[int, int, _Entry]:
         return start - len(self.lead), end + len(self.trail), self.entry
 
 
@@ -335,10 +338,10 @@ class _Automaton(Generic[_Value]):
         self._values = list(keys.values())
         self._automaton = ahocorasick_rs.AhoCorasick(list(keys))
 
-    def find(self, text: str) -> Iterator[tuple[_Value, int, int]]:
+    def find(self, text: str) -> list[tuple[_Value, int, int]]:
         values = self._values
-        for index, start, end in self._automaton.find_matches_as_indexes(text, overlapping=True):
-            yield values[index], start, end
+        found = self._automaton.find_matches_as_indexes(text, overlapping=True)
+        return [(values[index], start, end) for index, start, end in found]
 
 
 def _spaced_automaton(keys: dict[str, list[_Form]]) -> _Automaton[tuple[_Variant, ...]] | None:
@@ -451,14 +454,16 @@ def _leftmost_longest(hits: list[_Hit], weak: bool) -> list[tuple[_Hit, tuple[_F
     it first ("Mr Wang Yi" is the strong "Wang Yi", not the weak "Mr Wang")."""
     candidates = [(h, h.forms) for h in hits]
     if weak:
+        weakly = {(h.field, f.entity.id) for h in hits for f in h.forms if f.weak}
         strong: dict[tuple[str, str], list[tuple[int, int]]] = {}
         for hit in hits:
             for form in hit.forms:
-                if not form.weak:
-                    key = (hit.field, form.entity.id)
+                key = (hit.field, form.entity.id)
+                if not form.weak and key in weakly:
                     strong.setdefault(key, []).append((hit.start, hit.end))
-        spans = {key: _SpanIndex(found) for key, found in strong.items()}
-        candidates = [(h, forms) for h, forms in candidates if not _gives_way(h, forms, spans)]
+        if strong:
+            spans = {key: _SpanIndex(found) for key, found in strong.items()}
+            candidates = [(h, f) for h, f in candidates if not _gives_way(h, f, spans)]
     chosen = []
     reach: dict[str, int] = {}
     for hit, forms in sorted(candidates, key=lambda c: (c[0].field, c[0].start, -c[0].end)):
@@ -685,14 +690,8 @@ def _title_of_someone(reading: _Reading, hit: _Hit) -> bool:
     return text[end : end + 1] == " " and bool(words) and _is_name_word(words[0])
 
 
-def _mention(hit: _Hit, form: _Form, article: Article, folded: FoldedText) -> Mention:
+def _mention(hit: _Hit, form: _Form, source: str, folded: FoldedText) -> Mention:
+    """The mention a hit in folded text makes, in the words of the field's ``source`` text."""
     start, end = folded.span_in_source(hit.start, hit.end)
-    return Mention(
-        kind=form.entity.kind,
-        id=form.entity.id,
-        field=hit.field,
-        start=start,
-        end=end,
-        text=article.field_text(hit.field)[start:end],
-        alias=form.alias,
-    )
+    entity = form.entity
+    return Mention(entity.kind, entity.id, hit.field, start, end, source[start:end], form.alias)
