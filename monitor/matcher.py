@@ -46,7 +46,6 @@ class _Entry:
     """What one key stands for, sorted once: names of actors, terms of topics, role titles,
     negative contexts, and the forms that must match in their own case."""
 
-    length: int
     actors: tuple[_Form, ...]
     topics: tuple[_Form, ...]
     roles: tuple[_Form, ...]
@@ -55,10 +54,9 @@ class _Entry:
     weak: bool  # some name or term here is a weak form
 
     @classmethod
-    def of(cls, key: str, forms: list[_Form]) -> _Entry:
+    def of(cls, forms: list[_Form]) -> _Entry:
         plain = [f for f in forms if not (f.role or f.negative or f.cased)]
         return cls(
-            len(key),
             tuple(f for f in plain if f.entity.kind == "actor"),
             tuple(f for f in plain if f.entity.kind == "topic"),
             tuple(f for f in forms if f.role),
@@ -355,7 +353,7 @@ def _spaced_automaton(keys: dict[str, list[_Form]]) -> _Automaton[tuple[_Variant
             continue
         first = len(spaced) - len(spaced.lstrip())
         last = first + len(words)
-        variant = _Variant(key[:first], key[first:last], key[last:], _Entry.of(key, forms))
+        variant = _Variant(key[:first], key[first:last], key[last:], _Entry.of(forms))
         variants.setdefault(f" {words} ", []).append(variant)
     if not variants:
         return None
@@ -366,7 +364,7 @@ def _automaton(forms: dict[str, list[_Form]]) -> _Automaton[_Entry] | None:
     """One automaton over every key, each standing for what its forms name; None if none."""
     if not forms:
         return None
-    return _Automaton({key: _Entry.of(key, found) for key, found in forms.items()})
+    return _Automaton({key: _Entry.of(found) for key, found in forms.items()})
 
 
 def _same_case(written: str, alias: str) -> bool:
