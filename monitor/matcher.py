@@ -162,6 +162,7 @@ _ASCII_SPACES = bytes(
     b if chr(b).isalnum() or chr(b) == "'" or b >= 128 else 32 for b in range(256)
 )
 _ASCII = bytes(range(128))
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Non-ASCII characters met so far, and whether each stands outside words (a space in the
 # word-spaced text). Filled as characters are first met; a dict's item assignment is atomic.
 _OUTSIDE_WORDS: dict[str, bool] = {}
@@ -173,7 +174,8 @@ def word_spaced(text: str) -> str:
     length: scripts without spaces, punctuation, and apostrophes except inside a word
     ("xi'an", "o'sullivan"; a possessive "'s" ends the word). A form found between spaces in
     it is a whole word in ``text``."""
-    spaced = text.encode("utf-8").translate(_ASCII_SPACES).decode("utf-8")
+    spaced = text.encode("utf-8", "surrogatepass").translate(_ASCII_SPACES)
+    spaced = spaced.decode("utf-8", "surrogatepass")
     if "'" in spaced:
         spaced = _loose_apostrophes(spaced)
     if not text.isascii():
@@ -338,7 +340,11 @@ class _Automaton(Generic[_Value]):
 
     def find(self, text: str) -> list[tuple[_Value, int, int]]:
         values = self._values
-        found = self._automaton.find_matches_as_indexes(text, overlapping=True)
+        try:
+            found = self._automaton.find_matches_as_indexes(text, overlapping=True)
+        except UnicodeEncodeError:  # a lone surrogate: no key holds one, so none matches it
+            text = _SURROGATE.sub("\ufffd", text)
+            found = self._automaton.find_matches_as_indexes(text, overlapping=True)
         return [(values[index], start, end) for index, start, end in found]
 
 

@@ -78,6 +78,7 @@ def read_document(path: Path, *, source: str = "") -> Article:
 def _parse_xml_feed(data: bytes, headers: dict[str, str], source: str) -> ParsedFeed:
     if _declares_entities(data, headers):
         raise _error(source, _ENTITIES_REFUSED)
+    data = _SURROGATE_REFERENCE.sub(b"&#xFFFD;", data)
     try:
         parsed = feedparser.parse(io.BytesIO(data), response_headers=headers, sanitize_html=True)
     except Exception as exc:  # feedparser's SAX and sgmllib back ends raise many kinds
@@ -243,6 +244,12 @@ _PROLOG_MARKUP = re.compile(r"<!--|<\?|<!|<(?=[A-Za-z0-9_])")
 _DOCTYPE_MARKUP = re.compile(r"[\"'\[\]>]|<!--|<\?")
 _SKIPPED_TO = {"<!--": "-->", "<?": "?>", '"': '"', "'": "'"}
 _ENTITY_DECLARATION = re.compile(r"<!ENTITY", re.IGNORECASE)
+# A character reference to a surrogate (U+D800 to U+DFFF, 55296 to 57343), which feedparser
+# cannot encode: the whole feed would be lost for it.
+_SURROGATE_REFERENCE = re.compile(
+    rb"&#(?:[xX]0*[dD][89a-fA-F][0-9a-fA-F]{2}"
+    rb"|0*(?:5529[6-9]|55[3-9][0-9]{2}|56[0-9]{3}|57[0-2][0-9]{2}|573[0-3][0-9]|5734[0-3]));"
+)
 _XML_ENCODING = re.compile(r"\s*<\?xml[^>]*?\sencoding\s*=\s*[\"']([\w.:-]+)")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 
@@ -379,7 +386,16 @@ def _json_item_article(item: object, feed: dict[str, Any], source: str) -> Artic
 
 def _json_str(obj: Mapping[str, Any], key: str) -> str:
     value = obj.get(key)
-    return value if isinstance(value, str) else ""
+    return _whole_characters(value) if isinstance(value, str) else ""
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _whole_characters(text: str) -> str:
+    """``text`` with each lone surrogate (half of a UTF-16 pair, which a JSON escape such as
+    ``\\ud800`` can spell and no UTF-8 text can hold) replaced by U+FFFD."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
 
 
 def _json_content(item: dict[str, Any]) -> str:
@@ -391,7 +407,7 @@ def _json_id(item: dict[str, Any]) -> str | None:
     value = item.get("id")
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None  # feeds in the wild use numbers although the spec says string
-    return _optional(str(value))
+    return _optional(_whole_characters(str(value)))
 
 
 def _json_published(item: dict[str, Any]) -> datetime | None:
@@ -449,7 +465,7 @@ def _document_field(document: dict[str, Any], name: str, path: Path) -> str:
         return ""
     if not isinstance(value, str):
         raise ParseError(f"{path}: {name} must be a string, not {type(value).__name__}")
-    return value
+    return _whole_characters(value)
 
 
 def _document_date(value: str, path: Path) -> datetime | None:

@@ -215,3 +215,43 @@ def test_feed_text_cannot_ping_or_inject_on_any_channel(
         assert forbidden not in chat_text
     assert "**Antony Blinken**" in chat_text
     pipeline.close()
+
+
+LONE_SURROGATES = {
+    "feed.json": (
+        b'{"version": "https://jsonfeed.org/version/1.1", "title": "news", "items": ['
+        b'{"id": "https://example.org/\\ud800/1", "url": "https://example.org/\\ud800/1",'
+        b' "title": "Blinken \\ud800 meets Wang Yi", "author": {"name": "A \\udfff B"},'
+        b' "content_text": "Antony Blinken met Wang Yi \\udc00 in Beijing."}]}',
+        "application/feed+json",
+    ),
+    "feed.xml": (
+        b"<rss version='2.0'><channel><title>news</title><item>"
+        b"<link>https://example.org/&#xD800;/2</link>"
+        b"<title>Blinken &#xD800; meets Wang Yi</title>"
+        b"<description>Antony Blinken met Wang Yi &#55296; in Beijing.</description>"
+        b"</item></channel></rss>",
+        "application/rss+xml",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LONE_SURROGATES))
+def test_lone_surrogates_in_a_feed_become_replacement_characters(
+    tmp_path: Path, feed_server: FeedServer, name: str
+) -> None:
+    """JSON escapes and XML character references can spell half of a UTF-16 pair, which no
+    UTF-8 text can hold: the feed is kept, with U+FFFD in its place, matched and stored."""
+    body, content_type = LONE_SURROGATES[name]
+    feed_server.route(f"/{name}", body, headers={"Content-Type": content_type})
+    sources = f'[[sources]]\nname = "news"\nurl = "{feed_server.url(f"/{name}")}"\n'
+    pipeline = build(tmp_path, sources, "", "[]")
+
+    [report] = pipeline.poll_all()
+
+    assert (report.status, report.new, report.error) == ("ok", 1, None)
+    [article] = pipeline.store.articles(LogFilter(source="news"))
+    assert article.title == "Blinken \ufffd meets Wang Yi"
+    assert "\ufffd" in article.url
+    assert pipeline.store.counts()["matches"] == 1
+    pipeline.close()

@@ -389,3 +389,15 @@ def test_punctuation_in_and_around_forms(alias: str, text: str, expected: str | 
     topic = Entity("topic", "t", alias, (alias,))
     mentions = Matcher(Watchlist((), (topic,))).find(Article(title="", text=text))
     assert (mentions[0].text if mentions else None) == expected
+
+
+def test_lone_surrogates_do_not_stop_matching() -> None:
+    """Text holding half of a UTF-16 pair (parsing replaces them, but an article may be built
+    elsewhere) is matched around it, in spaced and unspaced scripts alike."""
+    article = Article(title="Blinken \ud800 meets", text="王毅\udc00会见 Antony Blinken \udfff")
+    mentions = [(m.field, m.id) for m in MATCHER.find(article)]
+    assert mentions == [
+        ("title", "antony-blinken"),
+        ("text", "wang-yi"),
+        ("text", "antony-blinken"),
+    ]
