@@ -174,8 +174,8 @@ def word_spaced(text: str) -> str:
     length: scripts without spaces, punctuation, and apostrophes except inside a word
     ("xi'an", "o'sullivan"; a possessive "'s" ends the word). A form found between spaces in
     it is a whole word in ``text``."""
-    spaced = text.encode("utf-8", "surrogatepass").translate(_ASCII_SPACES)
-    spaced = spaced.decode("utf-8", "surrogatepass")
+    encoded = text.encode("utf-8", "surrogatepass").translate(_ASCII_SPACES)
+    spaced = encoded.decode("utf-8", "surrogatepass")
     if "'" in spaced:
         spaced = _loose_apostrophes(spaced)
     if not text.isascii():
