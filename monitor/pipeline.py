@@ -38,17 +38,19 @@ from monitor.identity import article_keys
 from monitor.matcher import Matcher
 from monitor.messages import build_message
 from monitor.models import (
+    AlertMessage,
     AlertPlan,
     Article,
     Digest,
     FetchOutcome,
     Mention,
+    Message,
     NewArticle,
     PendingDelivery,
     SourceState,
 )
 from monitor.ops import channel_issues, notice, source_issues
-from monitor.routing import Mode, Router, digest_order
+from monitor.routing import Mode, Router, digest_order, one_message, sent_together
 from monitor.runtime import Runtime
 from monitor.sandbox import BoundedParser
 from monitor.schedule import (
@@ -514,10 +516,19 @@ class Pipeline:
         due = self.store.due_deliveries(self.clock())
         held = self._deliver_gathered([d for d in due if d.mode != Mode.NOW], tally)
         due = [d for d in due if d.mode == Mode.NOW]
+        together = sent_together(due)
         for index, delivery in enumerate(due):
             if self.stop.is_set():
                 break
             if delivery.channel in held or delivery.id in done:
+                continue
+            group = together.get(delivery.id)
+            if group is not None:  # several rules, one article: one message
+                done.update(d.id for d in group)
+                outcome = self._attempt_together(delivery.channel, group, _one_alert)
+                tally[outcome] += len(group)
+                if outcome is not _Attempt.SENT:
+                    held.add(delivery.channel)
                 continue
             result = self._attempt(delivery)
             tally[result.outcome] += 1
@@ -658,17 +669,21 @@ class Pipeline:
                 break
             if channel in held:  # its other digest failed or must wait: not this round
                 continue
-            outcome = self._attempt_digest(channel, mode, deliveries)
+            outcome = self._attempt_together(channel, deliveries, _digest_of(mode))
             tally[outcome] += len(deliveries)
             if outcome is not _Attempt.SENT:
                 held.add(channel)
         return held
 
-    def _attempt_digest(
-        self, channel_name: str, mode: str, deliveries: list[PendingDelivery]
+    def _attempt_together(
+        self,
+        channel_name: str,
+        deliveries: list[PendingDelivery],
+        compose: Callable[[list[PendingDelivery]], Message],
     ) -> _Attempt:
-        """Claim the deliveries due for one channel's digest (or the end of its quiet hours)
-        and send them as one message: all marked sent, or all retried later."""
+        """Claim deliveries for one channel and send them as the one message ``compose``
+        makes of those claimed (a digest, or alerts of several rules about one article): all
+        marked sent, or all retried later."""
         now = self.clock()
         claims = [(d, self.store.claim(d.id, now)) for d in deliveries]
         taken = [(d, c) for d, c in claims if c is not None]
@@ -680,28 +695,27 @@ class Pipeline:
                 error = f"channel {channel_name!r} is no longer configured"
                 self.store.give_up(d.id, c.token, error)
             return _Attempt.GIVEN_UP
-        times = [d.created_at for d, _ in taken if d.created_at is not None]
-        digest = Digest(
-            "digest" if mode == Mode.DIGEST else "quiet hours",
-            tuple(digest_order([(d.alert_id, d.message) for d, _ in taken])),
-            since=min(times, default=None),
-        )
+        message = compose([d for d, _ in taken])
+        what = message.reason if isinstance(message, Digest) else "alerts as one message"
         try:
             self._keep_pace(channel_name, [d.id for d, _ in taken])
             with self._claims_kept([(d, c.token) for d, c in taken]):
-                channel.send(digest)
+                channel.send(message)
         except Exception as exc:  # DeliveryError, or a bug in a channel
-            return self._digest_failed(channel_name, digest, taken, exc, now)
+            return self._together_failed(channel_name, what, taken, exc, now)
         sent_at = self.clock()
         for d, c in taken:
             self.store.mark_sent(d.id, c.token, sent_at)
-        log.info("delivered %s channel=%s alerts=%d", digest.reason, channel_name, len(taken))
+        if not isinstance(message, Digest) and len(taken) > 1:
+            alerts = ", ".join(str(d.alert_id) for d, _ in taken)
+            self.store.note_deliveries([d.id for d, _ in taken], f"one message for alerts {alerts}")
+        log.info("delivered %s channel=%s alerts=%d", what, channel_name, len(taken))
         return _Attempt.SENT
 
-    def _digest_failed(
+    def _together_failed(
         self,
         channel: str,
-        digest: Digest,
+        what: str,
         taken: list[tuple[PendingDelivery, Claim]],
         exc: Exception,
         now: datetime,
@@ -719,7 +733,7 @@ class Pipeline:
         self.store.hold_channel(channel, retry_at)
         log.warning(
             "%s failed channel=%s alerts=%d attempt=%d error=%s",
-            digest.reason,
+            what,
             channel,
             len(taken),
             attempts,
@@ -763,6 +777,25 @@ class Pipeline:
         finally:
             sent.set()
             renewer.join()
+
+
+def _digest_of(mode: str) -> Callable[[list[PendingDelivery]], Digest]:
+    """How the deliveries of one channel's digest (or of the end of its quiet hours) make one
+    message: grouped by story, the most important first."""
+
+    def compose(deliveries: list[PendingDelivery]) -> Digest:
+        times = [d.created_at for d in deliveries if d.created_at is not None]
+        return Digest(
+            "digest" if mode == Mode.DIGEST else "quiet hours",
+            tuple(digest_order([(d.alert_id, d.message) for d in deliveries])),
+            since=min(times, default=None),
+        )
+
+    return compose
+
+
+def _one_alert(deliveries: list[PendingDelivery]) -> AlertMessage:
+    return one_message([d.message for d in deliveries])
 
 
 class _Attempt(enum.Enum):

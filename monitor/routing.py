@@ -25,7 +25,14 @@ from zoneinfo import ZoneInfo
 
 from monitor.config import ChannelConfig, QuietHours, RuleConfig, StoriesConfig
 from monitor.durations import parse_crontab
-from monitor.models import AlertMessage, AlertPlan, Mention, StoryAssignment, unique
+from monitor.models import (
+    AlertMessage,
+    AlertPlan,
+    Mention,
+    PendingDelivery,
+    StoryAssignment,
+    unique,
+)
 
 
 class Outcome(enum.StrEnum):
@@ -299,3 +306,26 @@ def digest_order(messages: Sequence[tuple[int, AlertMessage]]) -> list[AlertMess
         return (-int(critical), -len(last.outlets), -last.articles, group[0][0])
 
     return [m for group in sorted(stories.values(), key=importance) for _, m in group]
+
+
+def sent_together(due: Sequence[PendingDelivery]) -> dict[int, list[PendingDelivery]]:
+    """Deliveries that go out as one message: those for one channel, not tried yet, whose
+    alerts say the same of the same article but for the rule that made them and the snippet
+    around its words (several rules matching one article). Each group of two or more, by the
+    id of its first delivery."""
+    groups: dict[tuple[str, AlertMessage], list[PendingDelivery]] = {}
+    for delivery in due:
+        if delivery.attempts == 0 and not delivery.set_aside:
+            said = replace(delivery.message, rule="", critical=False, snippet="", highlights=())
+            groups.setdefault((delivery.channel, said), []).append(delivery)
+    return {group[0].id: group for group in groups.values() if len(group) > 1}
+
+
+def one_message(messages: Sequence[AlertMessage]) -> AlertMessage:
+    """Alerts of several rules about one article as one message that names every rule (with
+    the first one's snippet)."""
+    return replace(
+        messages[0],
+        rule=", ".join(unique(m.rule for m in messages)),
+        critical=any(m.critical for m in messages),
+    )

@@ -258,3 +258,44 @@ def test_a_restart_resumes_pending_deliveries_and_gives_up_removed_channels(
     statuses = {d.channel: (d.status, d.last_error) for d in alert.deliveries}
     assert statuses == {"a": ("failed", "channel 'a' is no longer configured"), "b": ("sent", None)}
     without_a.store.close()
+
+
+def test_rules_matching_one_article_send_one_message_per_channel(
+    tmp_path: Path, hooks: tuple[WebhookEndpoint, WebhookEndpoint]
+) -> None:
+    """Two rules match one article: a channel both send to gets one message naming both; a
+    channel only one sends to gets that one's. After a failure they are retried one by one."""
+    a, b = hooks
+    clock = Clock()
+    text = config_text(tmp_path, a, b, '["a", "b"]')
+    text += '[[rules]]\nname = "talks"\nquery = "actor:antony-blinken"\nchannels = ["a"]\n'
+    pipeline = pipeline_for(text, clock, tmp_path)
+
+    def queue(title: str) -> None:
+        article = Article(title=title, text="Antony Blinken spoke.", source="news")
+        plans = tuple(
+            AlertPlan(rule, channels, build_message(rule, article, (), (), {}), ())
+            for rule, channels in (("principals", ("a", "b")), ("talks", ("a",)))
+        )
+        outcome = FetchOutcome(clock(), "ok", 1, clock() + timedelta(minutes=15))
+        pipeline.store.save_poll(
+            pipeline.store.source_state("news"),
+            outcome,
+            [NewArticle(f"guid:{title}", article, (), plans)],
+        )
+
+    queue("t0")
+    assert pipeline.deliver_due() == DeliveryReport(3, 0)  # three deliveries, two messages
+    assert [r["title"] for r in a.received] == ["[principals, talks] t0"]
+    assert [r["title"] for r in b.received] == ["[principals] t0"]
+    to_a = [d for r in pipeline.store.alerts(LogFilter()) for d in r.deliveries if d.channel == "a"]
+    assert [(d.status, d.note) for d in to_a] == [("sent", "one message for alerts 1, 2")] * 2
+
+    a.fail_status = 503
+    queue("t1")
+    assert pipeline.deliver_due() == DeliveryReport(1, 2)  # b's went out; a's failed together
+    a.fail_status = None
+    clock.now += timedelta(hours=2)
+    pipeline.deliver_due()
+    assert [r["title"] for r in a.received][1:] == ["[principals] t1", "[talks] t1"]
+    pipeline.store.close()
