@@ -42,6 +42,7 @@ from monitor.review import (
     stored,
     summarise_evidence,
 )
+from monitor.routing import SENT_TOGETHER
 from monitor.rules import ArticleView, Rule, compile_query
 from monitor.runtime import Runtime, load_runtime
 from monitor.store import (
@@ -607,7 +608,9 @@ def _delivery_cell(delivery: DeliveryRecord) -> str:
     """``slack:sent``, ``email:pending(3 attempts)``, ``chat:quiet(held for quiet hours …)``."""
     how = {"quiet": "quiet hours", "digest": "digest"}.get(delivery.mode)
     if delivery.status == "sent":
-        return f"{delivery.channel}:sent" + (f"(in a {how})" if how else "")
+        together = (delivery.note or "").startswith(SENT_TOGETHER)
+        detail = f"in a {how}" if how else delivery.note if together else None
+        return f"{delivery.channel}:sent" + (f"({detail})" if detail else "")
     details = [delivery.note] if delivery.note else []
     if delivery.attempts:
         details.append(f"{delivery.attempts} attempts")

@@ -50,7 +50,14 @@ from monitor.models import (
     SourceState,
 )
 from monitor.ops import channel_issues, notice, source_issues
-from monitor.routing import Mode, Router, digest_order, one_message, sent_together
+from monitor.routing import (
+    SENT_TOGETHER,
+    Mode,
+    Router,
+    digest_order,
+    one_message,
+    sent_together,
+)
 from monitor.runtime import Runtime
 from monitor.sandbox import BoundedParser
 from monitor.schedule import (
@@ -708,7 +715,7 @@ class Pipeline:
             self.store.mark_sent(d.id, c.token, sent_at)
         if not isinstance(message, Digest) and len(taken) > 1:
             alerts = ", ".join(str(d.alert_id) for d, _ in taken)
-            self.store.note_deliveries([d.id for d, _ in taken], f"one message for alerts {alerts}")
+            self.store.note_deliveries([d.id for d, _ in taken], f"{SENT_TOGETHER} {alerts}")
         log.info("delivered %s channel=%s alerts=%d", what, channel_name, len(taken))
         return _Attempt.SENT
 

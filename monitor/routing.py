@@ -308,6 +308,10 @@ def digest_order(messages: Sequence[tuple[int, AlertMessage]]) -> list[AlertMess
     return [m for group in sorted(stories.values(), key=importance) for _, m in group]
 
 
+#: The note on deliveries that went out as one message: "one message for alerts 5, 6".
+SENT_TOGETHER = "one message for alerts"
+
+
 def sent_together(due: Sequence[PendingDelivery]) -> dict[int, list[PendingDelivery]]:
     """Deliveries that go out as one message: those for one channel, not tried yet, whose
     alerts say the same of the same article but for the rule that made them and the snippet

@@ -67,6 +67,7 @@ def test_poll_on_the_built_in_default_alerts_on_the_seed_corpus(cli: CliRunner) 
     assert "no articles match" in cli.invoke(main, ["log", "articles", "--topic", "nope"]).stdout
     recent = cli.invoke(main, ["log", "alerts", "--since", "1h", "--rule", "us-china-flashpoints"])
     assert recent.exit_code == 0 and "us-china-flashpoints" in recent.stdout
+    assert "console:sent(one message for alerts 1, 2)" in recent.stdout
     bad = cli.invoke(main, ["log", "alerts", "--since", "yesterday"])
     assert bad.exit_code == 2 and "is not a duration" in bad.output
 
