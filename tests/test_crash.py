@@ -280,7 +280,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_duplicates_nothing(
     assert Counter(in_order) == Counter(expected_alerts)  # and one alert
     assert deliveries == [("sent", len(expected_alerts))]  # one delivery each, all sent
 
-    arrivals = [received_alert(body) for body in webhook.received]
+    arrivals = [alert for body in webhook.received for alert in received_alerts(body)]
     received = Counter(arrivals)
     assert set(received) == expected_alerts  # every alert arrived, and nothing else did
     assert list(dict.fromkeys(arrivals)) == in_order  # first arrivals in alert order
@@ -293,7 +293,8 @@ def test_sigkill_at_random_moments_loses_nothing_and_duplicates_nothing(
             f"{settling:.1f}s); kills landed during: "
             + ", ".join(f"{k} {v}" for k, v in sorted(landed.items()))
         )
-    assert duplicates <= KILLS
+    # a kill can repeat the message in flight, which carries both rules' alerts of an article
+    assert duplicates <= 2 * KILLS
 
 
 def settled(database: Path, articles: int, alerts: int) -> bool:
@@ -320,8 +321,9 @@ def summary(database: Path) -> dict[str, int]:
         }
 
 
-def received_alert(body: dict[str, object]) -> tuple[str, str]:
-    """(rule, article title) from the subject a JSON webhook receives: "[rule] title"."""
+def received_alerts(body: dict[str, object]) -> list[tuple[str, str]]:
+    """(rule, article title) from the subject a JSON webhook receives: "[rule] title", or
+    "[rule, other rule] title" for one message about an article both rules matched."""
     found = re.fullmatch(r"\[([^\]]+)\] (.*)", str(body.get("title")))
     assert found, body
-    return found[1], found[2]
+    return [(rule, found[2]) for rule in found[1].split(", ")]
