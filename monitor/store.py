@@ -588,9 +588,10 @@ class Store:
             return None
         if features.bands:
             at = item.article.published or now  # as _seen_or_published has it
+            day = _day(at)
             conn.execute(
                 _INSERT_BANDS,
-                [dict(band=band, article_id=article_id, at=at) for band in features.bands],
+                [dict(band=band, article_id=article_id, day=day, at=at) for band in features.bands],
             )
         original = _original(conn, article_id, features)
         duplicate_of = original.id if original is not None else None
@@ -1398,7 +1399,8 @@ def _original(conn: Connection, article_id: int, f: StoryFeatures) -> _Original 
     if not rows and f.title_key:
         rows = list(conn.execute(_BY_TITLE, dict(key=f.title_key, **within)))
     if not rows and f.minhash is not None and f.bands:
-        near = conn.execute(_BY_BANDS, dict(bands=list(f.bands), **within)).all()
+        days = list(range(_day(f.at - f.window), _day(f.at + f.window) + 1))
+        near = conn.execute(_BY_BANDS, dict(bands=list(f.bands), days=days, **within)).all()
         rows = [r for r in near if near_duplicate(f.minhash, r.minhash)][:1]
     if not rows:
         return None
@@ -1565,6 +1567,11 @@ def _schedule(outcome: FetchOutcome) -> dict[str, Any]:
     else:
         values["not_modified_streak"] = SourceRow.not_modified_streak + 1
     return values
+
+
+def _day(when: datetime) -> int:
+    """The UTC date of ``when``, as the bands' index has it."""
+    return _aware(when).astimezone(UTC).date().toordinal()
 
 
 def _aware(when: datetime) -> datetime:
@@ -1759,6 +1766,7 @@ _BY_TITLE = (
 )
 _BANDED = (
     select(ArticleBandRow.article_id)
+    .where(ArticleBandRow.day.in_(bindparam("days", expanding=True)))
     .where(ArticleBandRow.band.in_(bindparam("bands", expanding=True)))
     .where(ArticleBandRow.at.between(_LOW, _HIGH))
     .where(ArticleBandRow.article_id != bindparam("article_id"))

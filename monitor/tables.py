@@ -17,7 +17,7 @@
     stories     one row per story: title, first and last seen, outlets, entities, profile
     story_keys  the distinctive terms of each story, indexed to find it (with its last_seen)
     article_bands  the locality-sensitive bands of each article's MinHash signature (with when
-                it came out)
+                it came out, and its day)
 """
 
 from __future__ import annotations
@@ -264,10 +264,14 @@ class StoryKeyRow(Base):
 
 
 class ArticleBandRow(Base):
+    """Keyed and indexed so that a poll writes near the end of each: by article, and by day
+    then band (a look-up reads the few days of its window, whatever the size of the log)."""
+
     __tablename__ = "article_bands"
-    band: Mapped[str] = mapped_column(String(20), primary_key=True)
     article_id: Mapped[int] = mapped_column(
-        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, index=True
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
     )
+    band: Mapped[str] = mapped_column(String(20), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer)  # the UTC date of ``at``, as date.toordinal()
     at: Mapped[datetime] = mapped_column(UTCDateTime)  # the article's, to skip old ones
-    __table_args__ = (Index("ix_article_bands_band_at", "band", "at"),)
+    __table_args__ = (Index("ix_article_bands_day_band", "day", "band", "at"),)

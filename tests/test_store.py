@@ -4,7 +4,7 @@ is set up for a daemon, and writing is idempotent."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from monitor.config import SourceConfig
 from monitor.errors import StoreError
@@ -20,7 +20,7 @@ from monitor.messages import build_message
 from monitor.models import AlertPlan, Article, FetchOutcome, Mention, NewArticle
 from monitor.resources import migrations_dir
 from monitor.store import DELIVERY_LEASE, LogFilter, Store
-from monitor.tables import Base
+from monitor.tables import Base, UTCDateTime
 
 NOW = datetime(2023, 6, 18, 12, 0, tzinfo=UTC)
 
@@ -246,6 +246,47 @@ def test_upgrading_a_database_with_matches_keeps_them(store: Store) -> None:
         rows = conn.execute(text("select rule, rule_version from matches")).all()
     assert [tuple(r) for r in rows] == [("principals", None)]
     assert store.counts()["articles"] == 1
+
+
+def test_upgrading_keeps_the_bands_each_with_its_day(store: Store) -> None:
+    """0007 → head copies the MinHash bands into their new shape, each with the UTC date of
+    its time; down again keeps them too."""
+    store.downgrade("0007")
+    times = [datetime(2023, 6, 18, 23, 59, 59, 999999, tzinfo=UTC), NOW]
+    with store.engine.begin() as conn:  # as 0007 wrote them, in plain SQL
+        conn.execute(
+            text(
+                "insert into sources (name, location, created_at, error_count)"
+                " values ('feed', 'http://127.0.0.1/feed', :now, 0)"
+            ),
+            {"now": NOW},
+        )
+        conn.execute(
+            text(
+                "insert into articles (source_id, key, title, summary, text, fetched_at)"
+                " select id, 'guid:1', 'Blinken meets Wang Yi', '', '', :now from sources"
+            ),
+            {"now": NOW},
+        )
+        for band, at in zip(("00ab", "01cd"), times, strict=True):
+            conn.execute(
+                text(
+                    "insert into article_bands (band, article_id, at)"
+                    " select :band, id, :at from articles"
+                ).bindparams(bindparam("at", type_=UTCDateTime)),
+                {"band": band, "at": at},
+            )
+    store.upgrade()
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("select band, day from article_bands order by band")).all()
+    assert [tuple(r) for r in rows] == [
+        ("00ab", date(2023, 6, 18).toordinal()),
+        ("01cd", NOW.date().toordinal()),
+    ]
+    store.downgrade("0007")
+    with store.engine.connect() as conn:
+        assert conn.execute(text("select count(*) from article_bands")).scalar() == 2
+    store.upgrade()
 
 
 def test_migrations_that_rebuild_tables_keep_the_rows_that_refer_to_them(tmp_path: Path) -> None:
