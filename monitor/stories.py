@@ -58,6 +58,8 @@ _PROPER_NOUN = re.compile(r"\b[^\W\d_a-z][\w’'-]*")
 _REDIRECT_PARAMETERS = ("url", "u", "q", "target", "dest", "destination")
 _LOCATIVE = ("in ", "at ")
 _BACKGROUND = Path(__file__).with_name("story_background.json")
+_MERSENNE_PRIME = np.uint64((1 << 61) - 1)  # datasketch's MinHash: permutations modulo this
+_MAX_HASH = np.uint64((1 << 32) - 1)  # and keeps 32 bits of each
 
 
 @dataclass(frozen=True)
@@ -290,29 +292,36 @@ def _shingles(article: Article) -> list[bytes]:
     )
 
 
-def _minhash(article: Article) -> MinHash | None:
+def _minhash(article: Article) -> np.ndarray | None:
+    """The article's MinHash signature: the values of datasketch's ``MinHash.update_batch``
+    with its default hash (each shingle's SHA-1, its first four bytes little-endian) and these
+    permutations, worked out for all the shingles at once."""
     shingles = _shingles(article)
     if len(shingles) < MIN_SHINGLES:
         return None
-    signature = MinHash(num_perm=NUM_PERM, seed=1, permutations=_permutations())
-    signature.update_batch(shingles)
+    digests = b"".join([hashlib.sha1(s).digest() for s in shingles])
+    hashes = np.frombuffer(digests, dtype="<u4")[::5].astype(np.uint64)  # 20 bytes a digest
+    a, b = _permutations()
+    permuted = (hashes[:, np.newaxis] * a + b) % _MERSENNE_PRIME & _MAX_HASH
+    signature: np.ndarray = permuted.min(axis=0)
     return signature
 
 
 @functools.cache
-def _permutations() -> object:
+def _permutations() -> tuple[np.ndarray, np.ndarray]:
     """The hash permutations of every signature: drawn once, not for each article (the same
     seed draws the same ones)."""
-    return MinHash(num_perm=NUM_PERM, seed=1).permutations
+    a, b = MinHash(num_perm=NUM_PERM, seed=1).permutations
+    return a, b
 
 
-def _signature_bytes(signature: MinHash) -> bytes:
-    return bytes(np.asarray(signature.hashvalues, dtype="<u8").tobytes())
+def _signature_bytes(signature: np.ndarray) -> bytes:
+    return bytes(signature.astype("<u8").tobytes())
 
 
-def _bands(signature: MinHash) -> tuple[str, ...]:
+def _bands(signature: np.ndarray) -> tuple[str, ...]:
     rows = NUM_PERM // BANDS
-    values = np.asarray(signature.hashvalues, dtype="<u8")
+    values = signature.astype("<u8")
     return tuple(
         f"{band:02d}"
         + hashlib.blake2b(

@@ -11,17 +11,21 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import DATA, LOCAL_FETCH, REPO, article_item, rss
+from datasketch import MinHash
 from feedserver import FeedServer
 
 from monitor.cli import main
 from monitor.config import parse_config
 from monitor.fetch import Fetcher
+from monitor.models import Article
 from monitor.pipeline import Pipeline
 from monitor.runtime import load_runtime
 from monitor.store import LogFilter, Store, StoryRecord
+from monitor.stories import NUM_PERM, _shingles, article_features
 
 NOW = datetime(2023, 6, 20, 12, 0, tzinfo=UTC)
 RSS_TYPE = {"Content-Type": "application/rss+xml"}
@@ -160,6 +164,26 @@ def test_unrelated_real_items_do_not_merge(tmp_path: Path, feed_server: FeedServ
     assert largest <= 6
     for s in stories:
         assert s.story.last_seen - s.story.first_seen <= timedelta(days=3) * s.story.articles
+
+
+def test_signatures_are_datasketchs() -> None:
+    """The signature worked out in bulk is the one datasketch's MinHash gives (so the ones
+    stored before it are still compared with new ones), on real texts."""
+    items = labelled_items()
+    compared = 0
+    for item in items:
+        article = Article(title=item["title"], text=item["text"])
+        features = article_features(
+            article, (), at=NOW, outlet="", window=timedelta(days=3), places=frozenset()
+        )
+        reference = MinHash(num_perm=NUM_PERM, seed=1)
+        reference.update_batch(_shingles(article))
+        if features.minhash is not None:
+            assert np.frombuffer(features.minhash, dtype="<u8").tolist() == list(
+                reference.hashvalues
+            )
+            compared += 1
+    assert compared >= len(items) - 2
 
 
 def test_log_stories_as_text_and_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
