@@ -509,11 +509,13 @@ class Store:
         router = router or Router((), (), StoriesConfig())
         with self._transaction() as conn:
             silences = self._active_silences(conn, outcome.started_at) if new else []
-            saved = [
-                self._save_article(conn, source.id, item, outcome.started_at, router, silences)
-                for item in new
+            ids = self._insert_articles(conn, source.id, new, outcome.started_at)
+            alerts = [
+                self._file_article(conn, article_id, item, outcome.started_at, router, silences)
+                for item, article_id in zip(new, ids, strict=True)
+                if article_id is not None  # else another poll stored it first
             ]
-            added = sum(1 for alerts in saved if alerts is not None)
+            added = len(alerts)
             conn.execute(
                 self._insert(FetchRow).values(
                     source_id=source.id,
@@ -530,46 +532,41 @@ class Store:
             conn.execute(
                 update(SourceRow).where(SourceRow.id == source.id).values(**_schedule(outcome))
             )
-        return SavedPoll(added, sum(a for a in saved if a is not None))
+        return SavedPoll(added, sum(alerts))
 
-    def _save_article(
+    def _insert_articles(
+        self, conn: Connection, source_id: int, new: Sequence[NewArticle], now: datetime
+    ) -> list[int | None]:
+        """Insert a poll's articles, their mentions and MinHash bands, a statement for each
+        table: each article's id, in order (None: its source has it already)."""
+        if not new:
+            return []
+        rows = conn.execute(self._insert_article(), [_article_row(source_id, i, now) for i in new])
+        inserted = {key: article_id for article_id, key in rows}
+        ids = [inserted.pop(item.key, None) for item in new]  # a key given twice is stored once
+        stored = [
+            (article_id, item) for article_id, item in zip(ids, new, strict=True) if article_id
+        ]
+        mentions = [
+            _mention_row(article_id, m) for article_id, item in stored for m in item.mentions
+        ]
+        if mentions:
+            conn.execute(self._insert(MentionRow), mentions)
+        bands = [row for article_id, item in stored for row in _band_rows(article_id, item, now)]
+        if bands:
+            conn.execute(_INSERT_BANDS, bands)
+        return ids
+
+    def _file_article(
         self,
         conn: Connection,
-        source_id: int,
+        article_id: int,
         item: NewArticle,
         now: datetime,
         router: Router,
         silences: Sequence[Silence],
-    ) -> int | None:
-        """Store a new article and route its matches: the alerts it made (None: another poll
-        stored it first)."""
-        article, f = item.article, item.story
-        article_id = conn.execute(
-            self._insert_article(),
-            dict(
-                source_id=source_id,
-                key=item.key,
-                guid=article.guid,
-                url=article.url,
-                title=article.title,
-                summary=article.summary,
-                text=article.text,
-                author=article.author,
-                lang=article.lang,
-                published_at=article.published,
-                fetched_at=now,
-                outlet=f.outlet if f else None,
-                url_key=f.url_key if f else None,
-                title_key=f.title_key if f else None,
-                minhash=f.minhash if f else None,
-            ),
-        ).scalar_one_or_none()
-        if article_id is None:  # another poll stored it first
-            return None
-        if item.mentions:
-            conn.execute(
-                self._insert(MentionRow), [_mention_row(article_id, m) for m in item.mentions]
-            )
+    ) -> int:
+        """Put a stored article in its story and route its matches: the alerts it made."""
         story = self._join_story(conn, article_id, item, now)
         return sum(
             self._route(conn, article_id, plan, item, story, router, silences, now)
@@ -586,13 +583,6 @@ class Store:
         features = item.story
         if features is None:
             return None
-        if features.bands:
-            at = item.article.published or now  # as _seen_or_published has it
-            day = _day(at)
-            conn.execute(
-                _INSERT_BANDS,
-                [dict(band=band, article_id=article_id, day=day, at=at) for band in features.bands],
-            )
         original = _original(conn, article_id, features)
         duplicate_of = original.id if original is not None else None
         story_id = original.story_id if original is not None else None
@@ -609,10 +599,12 @@ class Store:
         return StoryAssignment(story, started, features.outlet, duplicate_of)
 
     def _insert_article(self) -> Any:
-        """The insert of a new article (nothing when its source has it already), built once."""
+        """The insert of new articles (nothing for one its source has already), built once."""
         if self._article_insert is None:
             self._article_insert = (
-                self._insert(ArticleRow).on_conflict_do_nothing().returning(ArticleRow.id)
+                self._insert(ArticleRow)
+                .on_conflict_do_nothing()
+                .returning(ArticleRow.id, ArticleRow.key)
             )
         return self._article_insert
 
@@ -1729,6 +1721,35 @@ def _silence(row: Any) -> Silence:
     )
 
 
+def _article_row(source_id: int, item: NewArticle, now: datetime) -> dict[str, Any]:
+    article, f = item.article, item.story
+    return dict(
+        source_id=source_id,
+        key=item.key,
+        guid=article.guid,
+        url=article.url,
+        title=article.title,
+        summary=article.summary,
+        text=article.text,
+        author=article.author,
+        lang=article.lang,
+        published_at=article.published,
+        fetched_at=now,
+        outlet=f.outlet if f else None,
+        url_key=f.url_key if f else None,
+        title_key=f.title_key if f else None,
+        minhash=f.minhash if f else None,
+    )
+
+
+def _band_rows(article_id: int, item: NewArticle, now: datetime) -> list[dict[str, Any]]:
+    if item.story is None:
+        return []
+    at = item.article.published or now  # as _seen_or_published has it
+    day = _day(at)
+    return [dict(article_id=article_id, band=b, day=day, at=at) for b in item.story.bands]
+
+
 def _mention_row(article_id: int, m: Mention) -> dict[str, Any]:
     return dict(
         article_id=article_id,
@@ -1753,13 +1774,13 @@ _LOW: Any = bindparam("low")
 _HIGH: Any = bindparam("high")
 _BY_URL = (
     select(*_COLUMNS)
-    .where(ArticleRow.url_key == bindparam("key"), ArticleRow.id != bindparam("article_id"))
+    .where(ArticleRow.url_key == bindparam("key"), ArticleRow.id < bindparam("article_id"))
     .order_by(ArticleRow.id)
     .limit(1)
 )
 _BY_TITLE = (
     select(*_COLUMNS)
-    .where(ArticleRow.title_key == bindparam("key"), ArticleRow.id != bindparam("article_id"))
+    .where(ArticleRow.title_key == bindparam("key"), ArticleRow.id < bindparam("article_id"))
     .where(_seen_or_published(ArticleRow).between(_LOW, _HIGH))
     .order_by(ArticleRow.id)
     .limit(1)
@@ -1769,7 +1790,7 @@ _BANDED = (
     .where(ArticleBandRow.day.in_(bindparam("days", expanding=True)))
     .where(ArticleBandRow.band.in_(bindparam("bands", expanding=True)))
     .where(ArticleBandRow.at.between(_LOW, _HIGH))
-    .where(ArticleBandRow.article_id != bindparam("article_id"))
+    .where(ArticleBandRow.article_id < bindparam("article_id"))
 )
 _BY_BANDS = (
     select(*_COLUMNS, ArticleRow.minhash)

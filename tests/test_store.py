@@ -102,6 +102,20 @@ def test_saving_a_poll_is_idempotent(store: Store) -> None:
     assert record.rules == ("principals", "quiet") and record.published == NOW
 
 
+def test_a_poll_stores_what_is_new_once_in_order(store: Store) -> None:
+    store.sync_sources([SourceConfig(name="news", url="https://example.org/feed")], NOW)
+    state = store.source_state("news")
+    outcome = FetchOutcome(NOW, "ok", 5, NOW + timedelta(minutes=15), 200, items=4)
+    store.save_poll(state, outcome, [new_article("guid:1")])
+    keys = ["guid:2", "guid:1", "guid:3", "guid:2"]
+    saved = store.save_poll(state, outcome, [new_article(k) for k in keys])
+    assert (saved.articles, saved.alerts) == (2, 2)
+    assert store.counts()["mentions"] == 6
+    with store.engine.connect() as conn:
+        stored = conn.execute(text("select key from articles order by id")).scalars().all()
+    assert stored == ["guid:1", "guid:2", "guid:3"]
+
+
 def test_the_outbox(store: Store) -> None:
     store.sync_sources([SourceConfig(name="news", url="https://example.org/feed")], NOW)
     state = store.source_state("news")
