@@ -39,15 +39,19 @@ from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import (
     Connection,
     Engine,
+    LargeBinary,
     bindparam,
     case,
+    cast,
     create_engine,
     delete,
     event,
     func,
     insert,
     literal_column,
+    null,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -587,16 +591,18 @@ class Store:
         duplicate_of = original.id if original is not None else None
         story_id = original.story_id if original is not None else None
         if story_id is None and not features.joins_stories:
-            _set_story(conn, article_id, None, duplicate_of)
+            if duplicate_of is not None:
+                _set_story(conn, article_id, None, duplicate_of)
             return None
         if conn.dialect.name == "postgresql":
             conn.execute(select(func.pg_advisory_xact_lock(STORY_LOCK)))
         if story_id is None:
-            story_id = best_story(features, _candidates(conn, features))
-        started = story_id is None
-        story = _grow_story(conn, story_id, item.article, features, profile=original is None)
+            row = _best_candidate(features, _candidates(conn, features))
+        else:
+            row = conn.execute(_STORY, dict(story=story_id)).one()
+        story = _grow_story(conn, row, item.article, features, profile=original is None)
         _set_story(conn, article_id, story.id, duplicate_of)
-        return StoryAssignment(story, started, features.outlet, duplicate_of)
+        return StoryAssignment(story, row is None, features.outlet, duplicate_of)
 
     def _insert_article(self) -> Any:
         """The insert of new articles (nothing for one its source has already), built once."""
@@ -1383,45 +1389,51 @@ class _Original:
 
 def _original(conn: Connection, article_id: int, f: StoryFeatures) -> _Original | None:
     """The first stored article this one repeats: same URL, same title within the window, or
-    near-same text within the window."""
-    within = dict(low=f.at - f.window, high=f.at + f.window, article_id=article_id)
-    rows: list[Any] = []
-    if f.url_key:
-        rows = list(conn.execute(_BY_URL, dict(key=f.url_key, article_id=article_id)))
-    if not rows and f.title_key:
-        rows = list(conn.execute(_BY_TITLE, dict(key=f.title_key, **within)))
-    if not rows and f.minhash is not None and f.bands:
-        days = list(range(_day(f.at - f.window), _day(f.at + f.window) + 1))
-        near = conn.execute(_BY_BANDS, dict(bands=list(f.bands), days=days, **within)).all()
-        rows = [r for r in near if near_duplicate(f.minhash, r.minhash)][:1]
-    if not rows:
-        return None
-    row = rows[0]
-    if row.duplicate_of is None:
-        return _Original(row.id, row.story_id)
-    return _Original(row.duplicate_of, row.story_id)
+    near-same text within the window (looked up at once, taken in that order)."""
+    found = conn.execute(
+        _REPEATED,
+        dict(
+            article_id=article_id,
+            url_key=f.url_key,
+            title_key=f.title_key,
+            bands=list(f.bands) if f.minhash is not None else [],
+            days=list(range(_day(f.at - f.window), _day(f.at + f.window) + 1)),
+            low=f.at - f.window,
+            high=f.at + f.window,
+        ),
+    )
+    for row in found:  # the same URL first, then the same title, then near-same texts
+        if row.minhash is None or (
+            f.minhash is not None and near_duplicate(f.minhash, row.minhash)
+        ):
+            return _Original(row.duplicate_of or row.id, row.story_id)
+    return None
 
 
-def _candidates(conn: Connection, f: StoryFeatures) -> list[Candidate]:
-    """Open stories sharing the most keys with the article: seen within the window, at most
-    ``MAX_CANDIDATES``."""
+def _candidates(conn: Connection, f: StoryFeatures) -> Sequence[Any]:
+    """Open stories sharing the most keys with the article, each its whole row: seen within
+    the window, at most ``MAX_CANDIDATES``."""
     keys = [term for term, _ in f.terms]
     if not keys:
         return []
-    rows = conn.execute(
+    return conn.execute(
         _CANDIDATES, dict(keys=keys, since=f.at - f.window, until=f.at + f.window)
     ).all()
-    return [Candidate(r.id, StoryProfile.from_json(r.profile)) for r in rows]
+
+
+def _best_candidate(f: StoryFeatures, rows: Sequence[Any]) -> Any:
+    """The row of the story the article joins, or None."""
+    by_id = {row.id: row for row in rows}
+    chosen = best_story(f, [Candidate(row.id, StoryProfile.from_json(row.profile)) for row in rows])
+    return None if chosen is None else by_id[chosen]
 
 
 def _grow_story(
-    conn: Connection, story_id: int | None, article: Article, f: StoryFeatures, *, profile: bool
+    conn: Connection, row: Any, article: Article, f: StoryFeatures, *, profile: bool
 ) -> Story:
-    """Start a story with the article, or add the article to one (a duplicate adds its outlet
-    but not its words, which the story has already)."""
-    row = None
-    if story_id is not None:
-        row = conn.execute(_STORY, dict(story=story_id)).one()
+    """Start a story with the article (``row`` None), or add the article to the story of
+    ``row`` (a duplicate adds its outlet but not its words, which the story has already)."""
+    story_id: int | None = None if row is None else row.id
     old = None if row is None else StoryProfile.from_json(row.profile)
     new_profile = grown(old, f) if profile or old is None else old
     values: dict[str, Any] = dict(
@@ -1772,15 +1784,18 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 _COLUMNS = (ArticleRow.id, ArticleRow.duplicate_of, ArticleRow.story_id)
 _LOW: Any = bindparam("low")
 _HIGH: Any = bindparam("high")
+_NOT_NEAR: Any = cast(null(), LargeBinary).label("minhash")  # found by URL or title: no text
 _BY_URL = (
-    select(*_COLUMNS)
-    .where(ArticleRow.url_key == bindparam("key"), ArticleRow.id < bindparam("article_id"))
+    select(literal_column("0").label("found_by"), *_COLUMNS, _NOT_NEAR)
+    .where(ArticleRow.url_key == bindparam("url_key"))
+    .where(ArticleRow.id < bindparam("article_id"))
     .order_by(ArticleRow.id)
     .limit(1)
 )
 _BY_TITLE = (
-    select(*_COLUMNS)
-    .where(ArticleRow.title_key == bindparam("key"), ArticleRow.id < bindparam("article_id"))
+    select(literal_column("1").label("found_by"), *_COLUMNS, _NOT_NEAR)
+    .where(ArticleRow.title_key == bindparam("title_key"))
+    .where(ArticleRow.id < bindparam("article_id"))
     .where(_seen_or_published(ArticleRow).between(_LOW, _HIGH))
     .order_by(ArticleRow.id)
     .limit(1)
@@ -1792,12 +1807,15 @@ _BANDED = (
     .where(ArticleBandRow.at.between(_LOW, _HIGH))
     .where(ArticleBandRow.article_id < bindparam("article_id"))
 )
-_BY_BANDS = (
-    select(*_COLUMNS, ArticleRow.minhash)
+_BY_BANDS: Any = (
+    select(literal_column("2").label("found_by"), *_COLUMNS, ArticleRow.minhash)
     .where(ArticleRow.id.in_(_BANDED))
     .order_by(ArticleRow.id)
     .limit(MAX_CANDIDATES * 5)
 )
+_REPEATED: Any = union_all(
+    *(select(found.subquery()) for found in (_BY_URL, _BY_TITLE, _BY_BANDS))
+).order_by("found_by", "id")
 _INSERT_BANDS = insert(ArticleBandRow)
 _SHARED = func.count(StoryKeyRow.key).label("shared")
 _SHARING = (
@@ -1809,7 +1827,7 @@ _SHARING = (
     .limit(MAX_CANDIDATES)
 ).subquery()
 _CANDIDATES = (
-    select(StoryRow.id, StoryRow.profile)
+    select(StoryRow)
     .join(_SHARING, _SHARING.c.story_id == StoryRow.id)
     .where(StoryRow.first_seen_at <= bindparam("until"))
 )
