@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
@@ -1416,8 +1417,10 @@ def _candidates(conn: Connection, f: StoryFeatures) -> Sequence[Any]:
     keys = [term for term, _ in f.terms]
     if not keys:
         return []
+    since = f.at - f.window
     return conn.execute(
-        _CANDIDATES, dict(keys=keys, since=f.at - f.window, until=f.at + f.window)
+        _CANDIDATES,
+        dict(keys=keys, since=since, keys_since=_day_start(since), until=f.at + f.window),
     ).all()
 
 
@@ -1474,14 +1477,15 @@ def _index_story(
     seen: datetime,
     row: Any,
 ) -> None:
-    """Keep the story's keys those of its profile, with its last seen time: only the keys
-    that changed are written."""
+    """Keep the story's keys those of its profile, with the day it was last seen (rewritten
+    when that day changes, not with every article): only the keys that changed are written."""
     before = old.index_keys() if old is not None else ()
     after = new.index_keys() if new is not old else before
     gone = [key for key in before if key not in after]
     if gone:
         conn.execute(_DROP_KEYS, dict(story=story_id, keys=gone))
-    if row is not None and seen != _aware(row.last_seen_at):
+    seen = _day_start(seen)
+    if row is not None and seen != _day_start(row.last_seen_at):
         conn.execute(_KEYS_SEEN, dict(story=story_id, seen=seen))
     added = [key for key in after if key not in before]
     if added:
@@ -1571,6 +1575,11 @@ def _schedule(outcome: FetchOutcome) -> dict[str, Any]:
     else:
         values["not_modified_streak"] = SourceRow.not_modified_streak + 1
     return values
+
+
+def _day_start(when: datetime) -> datetime:
+    """Midnight UTC of the day of ``when``, as the story keys have it."""
+    return datetime.combine(_aware(when).astimezone(UTC).date(), dt_time(), UTC)
 
 
 def _day(when: datetime) -> int:
@@ -1820,8 +1829,10 @@ _INSERT_BANDS = insert(ArticleBandRow)
 _SHARED = func.count(StoryKeyRow.key).label("shared")
 _SHARING = (
     select(StoryKeyRow.story_id, _SHARED)
+    .join(StoryRow, StoryRow.id == StoryKeyRow.story_id)
     .where(StoryKeyRow.key.in_(bindparam("keys", expanding=True)))
-    .where(StoryKeyRow.last_seen_at >= bindparam("since"))
+    .where(StoryKeyRow.last_seen_at >= bindparam("keys_since"))
+    .where(StoryRow.last_seen_at >= bindparam("since"))
     .group_by(StoryKeyRow.story_id)
     .order_by(_SHARED.desc(), StoryKeyRow.story_id.desc())
     .limit(MAX_CANDIDATES)

@@ -15,7 +15,8 @@
     ops_events  one row per operational issue (a source disabled or silent, a channel down):
                 when it opened and cleared, and when each was announced
     stories     one row per story: title, first and last seen, outlets, entities, profile
-    story_keys  the distinctive terms of each story, indexed to find it (with its last_seen)
+    story_keys  the distinctive terms of each story, indexed to find it (with the day it was
+                last seen)
     article_bands  the locality-sensitive bands of each article's MinHash signature (with when
                 it came out, and its day)
 """
@@ -259,7 +260,8 @@ class StoryKeyRow(Base):
         ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True
     )
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the story's, to skip old ones
+    # the start of the day (UTC) the story was last seen, to skip old stories
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     __table_args__ = (Index("ix_story_keys_key", "key", "last_seen_at"),)
 
 
