@@ -515,11 +515,16 @@ class Store:
         with self._transaction() as conn:
             silences = self._active_silences(conn, outcome.started_at) if new else []
             ids = self._insert_articles(conn, source.id, new, outcome.started_at)
+            placed: dict[int, _Placed] = {}
             alerts = [
-                self._file_article(conn, article_id, item, outcome.started_at, router, silences)
+                self._file_article(
+                    conn, article_id, item, outcome.started_at, router, silences, placed
+                )
                 for item, article_id in zip(new, ids, strict=True)
                 if article_id is not None  # else another poll stored it first
             ]
+            if placed:
+                conn.execute(_SET_STORY, [p.values(article_id) for article_id, p in placed.items()])
             added = len(alerts)
             conn.execute(
                 self._insert(FetchRow).values(
@@ -570,30 +575,37 @@ class Store:
         now: datetime,
         router: Router,
         silences: Sequence[Silence],
+        placed: dict[int, _Placed],
     ) -> int:
         """Put a stored article in its story and route its matches: the alerts it made."""
-        story = self._join_story(conn, article_id, item, now)
+        story = self._join_story(conn, article_id, item, now, placed)
         return sum(
             self._route(conn, article_id, plan, item, story, router, silences, now)
             for plan in item.alerts
         )
 
     def _join_story(
-        self, conn: Connection, article_id: int, item: NewArticle, now: datetime
+        self,
+        conn: Connection,
+        article_id: int,
+        item: NewArticle,
+        now: datetime,
+        placed: dict[int, _Placed],
     ) -> StoryAssignment | None:
         """The story a new article joins or starts (None: it belongs to none), and the stored
-        article it repeats, if any. Runs inside the poll's write transaction: on SQLite that
-        transaction holds the write lock; on PostgreSQL an advisory lock keeps two daemons
-        from starting the same story at once."""
+        article it repeats, if any, noted in ``placed`` (the poll writes them all at its end).
+        Runs inside the poll's write transaction: on SQLite that transaction holds the write
+        lock; on PostgreSQL an advisory lock keeps two daemons from starting the same story at
+        once."""
         features = item.story
         if features is None:
             return None
-        original = _original(conn, article_id, features)
+        original = _original(conn, article_id, features, placed)
         duplicate_of = original.id if original is not None else None
         story_id = original.story_id if original is not None else None
         if story_id is None and not features.joins_stories:
             if duplicate_of is not None:
-                _set_story(conn, article_id, None, duplicate_of)
+                placed[article_id] = _Placed(None, duplicate_of)
             return None
         if conn.dialect.name == "postgresql":
             conn.execute(select(func.pg_advisory_xact_lock(STORY_LOCK)))
@@ -602,7 +614,7 @@ class Store:
         else:
             row = conn.execute(_STORY, dict(story=story_id)).one()
         story = _grow_story(conn, row, item.article, features, profile=original is None)
-        _set_story(conn, article_id, story.id, duplicate_of)
+        placed[article_id] = _Placed(story.id, duplicate_of)
         return StoryAssignment(story, row is None, features.outlet, duplicate_of)
 
     def _insert_article(self) -> Any:
@@ -1388,9 +1400,23 @@ class _Original:
     story_id: int | None
 
 
-def _original(conn: Connection, article_id: int, f: StoryFeatures) -> _Original | None:
+@dataclass(frozen=True)
+class _Placed:
+    """Where the story stage put an article of the poll."""
+
+    story_id: int | None
+    duplicate_of: int | None
+
+    def values(self, article_id: int) -> dict[str, int | None]:
+        return dict(article_id=article_id, story=self.story_id, original=self.duplicate_of)
+
+
+def _original(
+    conn: Connection, article_id: int, f: StoryFeatures, placed: dict[int, _Placed]
+) -> _Original | None:
     """The first stored article this one repeats: same URL, same title within the window, or
-    near-same text within the window (looked up at once, taken in that order)."""
+    near-same text within the window (looked up at once, taken in that order). An article of
+    this poll is where ``placed`` has it."""
     found = conn.execute(
         _REPEATED,
         dict(
@@ -1407,7 +1433,8 @@ def _original(conn: Connection, article_id: int, f: StoryFeatures) -> _Original 
         if row.minhash is None or (
             f.minhash is not None and near_duplicate(f.minhash, row.minhash)
         ):
-            return _Original(row.duplicate_of or row.id, row.story_id)
+            found_at = placed.get(row.id) or _Placed(row.story_id, row.duplicate_of)
+            return _Original(found_at.duplicate_of or row.id, found_at.story_id)
     return None
 
 
@@ -1493,12 +1520,6 @@ def _index_story(
             _INSERT_KEYS,
             [dict(story_id=story_id, key=key, last_seen_at=seen) for key in added],
         )
-
-
-def _set_story(
-    conn: Connection, article_id: int, story_id: int | None, duplicate_of: int | None
-) -> None:
-    conn.execute(_SET_STORY, dict(article_id=article_id, story=story_id, original=duplicate_of))
 
 
 def _story(row: Any) -> Story:

@@ -104,6 +104,23 @@ def test_a_wire_story_republished_with_small_edits_is_duplicates_in_one_story(
     assert set(story.story.outlets) == {"example-times.com", "news.example.org", "example.net"}
 
 
+def test_in_one_poll_a_copy_of_a_copy_repeats_the_first(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """The second has the first's title, the third the second's URL: both repeat the first."""
+    first = article_item("pos05.json")
+    second = {**first, "url": "https://news.example.org/world/5"}
+    third = {**second, "url": second["url"] + "?utm_source=rss", "title": "Another headline"}
+    feed_server.route("/a", rss([first, second, third]), headers=RSS_TYPE)
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    pipeline = pipeline_for(url, tmp_path, feed_sources(feed_server, ["a"]))
+    pipeline.poll_all()
+    [story] = pipeline.store.stories(LogFilter())
+    pipeline.close()
+    original, *copies = story.articles
+    assert original.duplicate_of is None and [a.duplicate_of for a in copies] == [original.id] * 2
+
+
 def test_one_article_through_two_feeds_and_an_aggregator_link_is_one(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
