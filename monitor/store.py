@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -40,19 +40,15 @@ from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import (
     Connection,
     Engine,
-    LargeBinary,
     bindparam,
     case,
-    cast,
     create_engine,
     delete,
     event,
     func,
     insert,
     literal_column,
-    null,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -515,10 +511,14 @@ class Store:
         with self._transaction() as conn:
             silences = self._active_silences(conn, outcome.started_at) if new else []
             ids = self._insert_articles(conn, source.id, new, outcome.started_at)
+            copies = _earlier_copies(
+                conn,
+                [(i, item.story) for i, item in zip(ids, new, strict=True) if i and item.story],
+            )
             placed: dict[int, _Placed] = {}
             alerts = [
                 self._file_article(
-                    conn, article_id, item, outcome.started_at, router, silences, placed
+                    conn, article_id, item, outcome.started_at, router, silences, copies, placed
                 )
                 for item, article_id in zip(new, ids, strict=True)
                 if article_id is not None  # else another poll stored it first
@@ -575,10 +575,11 @@ class Store:
         now: datetime,
         router: Router,
         silences: Sequence[Silence],
+        copies: dict[int, list[_Copy]],
         placed: dict[int, _Placed],
     ) -> int:
         """Put a stored article in its story and route its matches: the alerts it made."""
-        story = self._join_story(conn, article_id, item, now, placed)
+        story = self._join_story(conn, article_id, item, now, copies.get(article_id, []), placed)
         return sum(
             self._route(conn, article_id, plan, item, story, router, silences, now)
             for plan in item.alerts
@@ -590,17 +591,19 @@ class Store:
         article_id: int,
         item: NewArticle,
         now: datetime,
+        copies: list[_Copy],
         placed: dict[int, _Placed],
     ) -> StoryAssignment | None:
         """The story a new article joins or starts (None: it belongs to none), and the stored
-        article it repeats, if any, noted in ``placed`` (the poll writes them all at its end).
+        article it repeats, if any (of ``copies``), noted in ``placed`` (the poll writes them
+        all at its end).
         Runs inside the poll's write transaction: on SQLite that transaction holds the write
         lock; on PostgreSQL an advisory lock keeps two daemons from starting the same story at
         once."""
         features = item.story
         if features is None:
             return None
-        original = _original(conn, article_id, features, placed)
+        original = _original(features, copies, placed)
         duplicate_of = original.id if original is not None else None
         story_id = original.story_id if original is not None else None
         if story_id is None and not features.joins_stories:
@@ -1411,31 +1414,91 @@ class _Placed:
         return dict(article_id=article_id, story=self.story_id, original=self.duplicate_of)
 
 
+class _Copy(NamedTuple):
+    """A stored article that a new one may repeat."""
+
+    id: int
+    duplicate_of: int | None
+    story_id: int | None
+    minhash: bytes | None  # to compare with; None: found by its URL or title
+
+
 def _original(
-    conn: Connection, article_id: int, f: StoryFeatures, placed: dict[int, _Placed]
+    f: StoryFeatures, copies: list[_Copy], placed: dict[int, _Placed]
 ) -> _Original | None:
-    """The first stored article this one repeats: same URL, same title within the window, or
-    near-same text within the window (looked up at once, taken in that order). An article of
-    this poll is where ``placed`` has it."""
-    found = conn.execute(
-        _REPEATED,
-        dict(
-            article_id=article_id,
-            url_key=f.url_key,
-            title_key=f.title_key,
-            bands=list(f.bands) if f.minhash is not None else [],
-            days=list(range(_day(f.at - f.window), _day(f.at + f.window) + 1)),
-            low=f.at - f.window,
-            high=f.at + f.window,
-        ),
-    )
-    for row in found:  # the same URL first, then the same title, then near-same texts
-        if row.minhash is None or (
-            f.minhash is not None and near_duplicate(f.minhash, row.minhash)
+    """The first stored article this one repeats: the same URL, the same title within the
+    window, or near-same text within the window, taken in that order. An article of this
+    poll is where ``placed`` has it."""
+    for copy in copies:
+        if copy.minhash is None or (
+            f.minhash is not None and near_duplicate(f.minhash, copy.minhash)
         ):
-            found_at = placed.get(row.id) or _Placed(row.story_id, row.duplicate_of)
-            return _Original(found_at.duplicate_of or row.id, found_at.story_id)
+            found_at = placed.get(copy.id) or _Placed(copy.story_id, copy.duplicate_of)
+            return _Original(found_at.duplicate_of or copy.id, found_at.story_id)
     return None
+
+
+def _earlier_copies(
+    conn: Connection, new: Sequence[tuple[int, StoryFeatures]]
+) -> dict[int, list[_Copy]]:
+    """For each of a poll's articles, the articles stored before it that it may repeat, in
+    the order they are compared: the first with its URL, the first with its title within
+    the window, then the first ``MAX_CANDIDATES * 5`` sharing a MinHash band within the
+    window. Looked up for the whole poll at once, a few statements in all."""
+    if not new:
+        return {}
+    low = min(f.at - f.window for _, f in new)
+    high = max(f.at + f.window for _, f in new)
+    first_by_url: dict[str, Any] = {}
+    for keys in _chunks(list(unique(f.url_key for _, f in new if f.url_key)), 500):
+        first_by_url.update((r.url_key, r) for r in conn.execute(_FIRST_BY_URL, dict(keys=keys)))
+    by_title: dict[str, list[Any]] = {}
+    for keys in _chunks(list(unique(f.title_key for _, f in new if f.title_key)), 500):
+        for r in conn.execute(_BY_TITLE, dict(keys=keys, low=low, high=high)):
+            by_title.setdefault(r.title_key, []).append(r)
+    near = _sharing_bands(conn, new, low, high)
+    texts: dict[int, Any] = {}
+    for ids in _chunks(sorted({i for found in near.values() for i in found}), 500):
+        texts.update((r.id, r) for r in conn.execute(_TEXTS, dict(ids=ids)))
+    copies = {}
+    for article_id, f in new:
+        same_url = [r for r in [first_by_url.get(f.url_key or "")] if r and r.id < article_id]
+        same_title = [
+            r
+            for r in by_title.get(f.title_key or "", ())
+            if r.id < article_id and f.at - f.window <= _aware(r.seen) <= f.at + f.window
+        ]
+        copies[article_id] = [
+            *(_Copy(r.id, r.duplicate_of, r.story_id, None) for r in [*same_url, *same_title[:1]]),
+            *(_Copy(*texts[i]) for i in near.get(article_id, ())),
+        ]
+    return copies
+
+
+def _sharing_bands(
+    conn: Connection, new: Sequence[tuple[int, StoryFeatures]], low: datetime, high: datetime
+) -> dict[int, list[int]]:
+    """For each of a poll's articles, the first ``MAX_CANDIDATES * 5`` articles stored before
+    it that share a MinHash band with it within its window."""
+    with_text = [(article_id, f) for article_id, f in new if f.minhash is not None and f.bands]
+    days = sorted(
+        {d for _, f in with_text for d in range(_day(f.at - f.window), _day(f.at + f.window) + 1)}
+    )
+    by_band: dict[str, list[Any]] = {}
+    for chunk in _chunks(with_text, 100):
+        bands = list(unique(b for _, f in chunk for b in f.bands))
+        for r in conn.execute(_BANDED, dict(days=days, bands=bands, low=low, high=high)):
+            by_band.setdefault(r.band, []).append(r)
+    near = {}
+    for article_id, f in with_text:
+        found = {
+            r.article_id
+            for band in f.bands
+            for r in by_band.get(band, ())
+            if r.article_id < article_id and f.at - f.window <= r.at <= f.at + f.window
+        }
+        near[article_id] = sorted(found)[: MAX_CANDIDATES * 5]
+    return near
 
 
 def _candidates(conn: Connection, f: StoryFeatures) -> Sequence[Any]:
@@ -1812,40 +1875,28 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 # The story stage runs these for every new article: built once, with bound parameters.
 _COLUMNS = (ArticleRow.id, ArticleRow.duplicate_of, ArticleRow.story_id)
-_LOW: Any = bindparam("low")
-_HIGH: Any = bindparam("high")
-_NOT_NEAR: Any = cast(null(), LargeBinary).label("minhash")  # found by URL or title: no text
-_BY_URL = (
-    select(literal_column("0").label("found_by"), *_COLUMNS, _NOT_NEAR)
-    .where(ArticleRow.url_key == bindparam("url_key"))
-    .where(ArticleRow.id < bindparam("article_id"))
-    .order_by(ArticleRow.id)
-    .limit(1)
+_FIRST_BY_URL = select(*_COLUMNS, ArticleRow.url_key).where(
+    ArticleRow.id.in_(
+        select(func.min(ArticleRow.id))
+        .where(ArticleRow.url_key.in_(bindparam("keys", expanding=True)))
+        .group_by(ArticleRow.url_key)
+    )
 )
 _BY_TITLE = (
-    select(literal_column("1").label("found_by"), *_COLUMNS, _NOT_NEAR)
-    .where(ArticleRow.title_key == bindparam("title_key"))
-    .where(ArticleRow.id < bindparam("article_id"))
-    .where(_seen_or_published(ArticleRow).between(_LOW, _HIGH))
+    select(*_COLUMNS, ArticleRow.title_key, _seen_or_published(ArticleRow).label("seen"))
+    .where(ArticleRow.title_key.in_(bindparam("keys", expanding=True)))
+    .where(_seen_or_published(ArticleRow).between(bindparam("low"), bindparam("high")))
     .order_by(ArticleRow.id)
-    .limit(1)
 )
 _BANDED = (
-    select(ArticleBandRow.article_id)
+    select(ArticleBandRow.band, ArticleBandRow.article_id, ArticleBandRow.at)
     .where(ArticleBandRow.day.in_(bindparam("days", expanding=True)))
     .where(ArticleBandRow.band.in_(bindparam("bands", expanding=True)))
-    .where(ArticleBandRow.at.between(_LOW, _HIGH))
-    .where(ArticleBandRow.article_id < bindparam("article_id"))
+    .where(ArticleBandRow.at.between(bindparam("low"), bindparam("high")))
 )
-_BY_BANDS: Any = (
-    select(literal_column("2").label("found_by"), *_COLUMNS, ArticleRow.minhash)
-    .where(ArticleRow.id.in_(_BANDED))
-    .order_by(ArticleRow.id)
-    .limit(MAX_CANDIDATES * 5)
+_TEXTS = select(*_COLUMNS, ArticleRow.minhash).where(
+    ArticleRow.id.in_(bindparam("ids", expanding=True))
 )
-_REPEATED: Any = union_all(
-    *(select(found.subquery()) for found in (_BY_URL, _BY_TITLE, _BY_BANDS))
-).order_by("found_by", "id")
 _INSERT_BANDS = insert(ArticleBandRow)
 _SHARED = func.count(StoryKeyRow.key).label("shared")
 _SHARING = (
