@@ -1456,49 +1456,58 @@ def _earlier_copies(
     for keys in _chunks(list(unique(f.title_key for _, f in new if f.title_key)), 500):
         for r in conn.execute(_BY_TITLE, dict(keys=keys, low=low, high=high)):
             by_title.setdefault(r.title_key, []).append(r)
-    near = _sharing_bands(conn, new, low, high)
+    banded = _sharing_bands(conn, new, low, high)
     texts: dict[int, Any] = {}
-    for ids in _chunks(sorted({i for found in near.values() for i in found}), 500):
+    for ids in _chunks(sorted({i for found in banded.values() for i in found}), 500):
         texts.update((r.id, r) for r in conn.execute(_TEXTS, dict(ids=ids)))
     copies = {}
     for article_id, f in new:
+        within = _Window(f)
         same_url = [r for r in [first_by_url.get(f.url_key or "")] if r and r.id < article_id]
         same_title = [
-            r
-            for r in by_title.get(f.title_key or "", ())
-            if r.id < article_id and f.at - f.window <= _aware(r.seen) <= f.at + f.window
+            r for r in by_title.get(f.title_key or "", ()) if r.id < article_id and within(r)
         ]
+        near = [texts[i] for i in sorted(banded.get(article_id, ())) if within(texts[i])]
         copies[article_id] = [
             *(_Copy(r.id, r.duplicate_of, r.story_id, None) for r in [*same_url, *same_title[:1]]),
-            *(_Copy(*texts[i]) for i in near.get(article_id, ())),
+            *(
+                _Copy(r.id, r.duplicate_of, r.story_id, r.minhash)
+                for r in near[: MAX_CANDIDATES * 5]
+            ),
         ]
     return copies
 
 
+class _Window:
+    """Whether a stored article came out within an article's window."""
+
+    def __init__(self, f: StoryFeatures) -> None:
+        self.low, self.high = f.at - f.window, f.at + f.window
+
+    def __call__(self, row: Any) -> bool:
+        return self.low <= _aware(row.seen) <= self.high
+
+
 def _sharing_bands(
     conn: Connection, new: Sequence[tuple[int, StoryFeatures]], low: datetime, high: datetime
-) -> dict[int, list[int]]:
-    """For each of a poll's articles, the first ``MAX_CANDIDATES * 5`` articles stored before
-    it that share a MinHash band with it within its window."""
+) -> dict[int, set[int]]:
+    """For each of a poll's articles, the articles stored before it that share a MinHash
+    band with it, seen within the days of its window."""
     with_text = [(article_id, f) for article_id, f in new if f.minhash is not None and f.bands]
     days = sorted(
         {d for _, f in with_text for d in range(_day(f.at - f.window), _day(f.at + f.window) + 1)}
     )
-    by_band: dict[str, list[Any]] = {}
+    by_band: dict[str, list[int]] = {}
     for chunk in _chunks(with_text, 100):
         bands = list(unique(b for _, f in chunk for b in f.bands))
-        for r in conn.execute(_BANDED, dict(days=days, bands=bands, low=low, high=high)):
-            by_band.setdefault(r.band, []).append(r)
-    near = {}
-    for article_id, f in with_text:
-        found = {
-            r.article_id
-            for band in f.bands
-            for r in by_band.get(band, ())
-            if r.article_id < article_id and f.at - f.window <= r.at <= f.at + f.window
-        }
-        near[article_id] = sorted(found)[: MAX_CANDIDATES * 5]
-    return near
+        for band, article_id in conn.execute(
+            _BANDED, dict(days=days, bands=bands, low=low, high=high)
+        ):
+            by_band.setdefault(band, []).append(article_id)
+    return {
+        article_id: {i for band in f.bands for i in by_band.get(band, ()) if i < article_id}
+        for article_id, f in with_text
+    }
 
 
 def _candidates(conn: Connection, f: StoryFeatures) -> Sequence[Any]:
@@ -1889,12 +1898,12 @@ _BY_TITLE = (
     .order_by(ArticleRow.id)
 )
 _BANDED = (
-    select(ArticleBandRow.band, ArticleBandRow.article_id, ArticleBandRow.at)
+    select(ArticleBandRow.band, ArticleBandRow.article_id)
     .where(ArticleBandRow.day.in_(bindparam("days", expanding=True)))
     .where(ArticleBandRow.band.in_(bindparam("bands", expanding=True)))
     .where(ArticleBandRow.at.between(bindparam("low"), bindparam("high")))
 )
-_TEXTS = select(*_COLUMNS, ArticleRow.minhash).where(
+_TEXTS = select(*_COLUMNS, ArticleRow.minhash, _seen_or_published(ArticleRow).label("seen")).where(
     ArticleRow.id.in_(bindparam("ids", expanding=True))
 )
 _INSERT_BANDS = insert(ArticleBandRow)
