@@ -1456,7 +1456,7 @@ def _earlier_copies(
     for keys in _chunks(list(unique(f.title_key for _, f in new if f.title_key)), 500):
         for r in conn.execute(_BY_TITLE, dict(keys=keys, low=low, high=high)):
             by_title.setdefault(r.title_key, []).append(r)
-    banded = _sharing_bands(conn, new, low, high)
+    banded = _sharing_bands(conn, new)
     texts: dict[int, Any] = {}
     for ids in _chunks(sorted({i for found in banded.values() for i in found}), 500):
         texts.update((r.id, r) for r in conn.execute(_TEXTS, dict(ids=ids)))
@@ -1489,7 +1489,7 @@ class _Window:
 
 
 def _sharing_bands(
-    conn: Connection, new: Sequence[tuple[int, StoryFeatures]], low: datetime, high: datetime
+    conn: Connection, new: Sequence[tuple[int, StoryFeatures]]
 ) -> dict[int, set[int]]:
     """For each of a poll's articles, the articles stored before it that share a MinHash
     band with it, seen within the days of its window."""
@@ -1500,9 +1500,7 @@ def _sharing_bands(
     by_band: dict[str, list[int]] = {}
     for chunk in _chunks(with_text, 100):
         bands = list(unique(b for _, f in chunk for b in f.bands))
-        for band, article_id in conn.execute(
-            _BANDED, dict(days=days, bands=bands, low=low, high=high)
-        ):
+        for band, article_id in conn.execute(_BANDED, dict(days=days, bands=bands)):
             by_band.setdefault(band, []).append(article_id)
     return {
         article_id: {i for band in f.bands for i in by_band.get(band, ()) if i < article_id}
@@ -1859,9 +1857,8 @@ def _article_row(source_id: int, item: NewArticle, now: datetime) -> dict[str, A
 def _band_rows(article_id: int, item: NewArticle, now: datetime) -> list[dict[str, Any]]:
     if item.story is None:
         return []
-    at = item.article.published or now  # as _seen_or_published has it
-    day = _day(at)
-    return [dict(article_id=article_id, band=b, day=day, at=at) for b in item.story.bands]
+    day = _day(item.article.published or now)  # as _seen_or_published has it
+    return [dict(article_id=article_id, band=band, day=day) for band in item.story.bands]
 
 
 def _mention_row(article_id: int, m: Mention) -> dict[str, Any]:
@@ -1901,7 +1898,6 @@ _BANDED = (
     select(ArticleBandRow.band, ArticleBandRow.article_id)
     .where(ArticleBandRow.day.in_(bindparam("days", expanding=True)))
     .where(ArticleBandRow.band.in_(bindparam("bands", expanding=True)))
-    .where(ArticleBandRow.at.between(bindparam("low"), bindparam("high")))
 )
 _TEXTS = select(*_COLUMNS, ArticleRow.minhash, _seen_or_published(ArticleRow).label("seen")).where(
     ArticleRow.id.in_(bindparam("ids", expanding=True))

@@ -17,8 +17,8 @@
     stories     one row per story: title, first and last seen, outlets, entities, profile
     story_keys  the distinctive terms of each story, indexed to find it (with the day it was
                 last seen)
-    article_bands  the locality-sensitive bands of each article's MinHash signature (with when
-                it came out, and its day)
+    article_bands  the locality-sensitive bands of each article's MinHash signature (with the
+                day it came out)
 """
 
 from __future__ import annotations
@@ -267,13 +267,14 @@ class StoryKeyRow(Base):
 
 class ArticleBandRow(Base):
     """Keyed and indexed so that a poll writes near the end of each: by article, and by day
-    then band (a look-up reads the few days of its window, whatever the size of the log)."""
+    then band (a look-up reads the few days of its window, whatever the size of the log; the
+    articles it finds are then held to the window exactly)."""
 
     __tablename__ = "article_bands"
     article_id: Mapped[int] = mapped_column(
         ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
     )
     band: Mapped[str] = mapped_column(String(20), primary_key=True)
-    day: Mapped[int] = mapped_column(Integer)  # the UTC date of ``at``, as date.toordinal()
-    at: Mapped[datetime] = mapped_column(UTCDateTime)  # the article's, to skip old ones
-    __table_args__ = (Index("ix_article_bands_day_band", "day", "band", "at"),)
+    # the UTC date the article came out (published, else fetched), as date.toordinal()
+    day: Mapped[int] = mapped_column(Integer)
+    __table_args__ = (Index("ix_article_bands_day_band", "day", "band"),)

@@ -264,7 +264,7 @@ def test_upgrading_a_database_with_matches_keeps_them(store: Store) -> None:
 
 def test_upgrading_keeps_the_bands_each_with_its_day(store: Store) -> None:
     """0007 → head copies the MinHash bands into their new shape, each with the UTC date of
-    its time; down again keeps them too."""
+    its time; down again, each gets its article's time."""
     store.downgrade("0007")
     times = [datetime(2023, 6, 18, 23, 59, 59, 999999, tzinfo=UTC), NOW]
     with store.engine.begin() as conn:  # as 0007 wrote them, in plain SQL
@@ -299,7 +299,8 @@ def test_upgrading_keeps_the_bands_each_with_its_day(store: Store) -> None:
     ]
     store.downgrade("0007")
     with store.engine.connect() as conn:
-        assert conn.execute(text("select count(*) from article_bands")).scalar() == 2
+        times = conn.execute(text("select at from article_bands").columns(at=UTCDateTime))
+        assert times.scalars().all() == [NOW, NOW]  # its article's
     store.upgrade()
 
 

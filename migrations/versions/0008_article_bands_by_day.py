@@ -1,7 +1,9 @@
 """MinHash bands indexed by day, then band: a poll's bands go near the end of the index, not
 to random places all over it (which made every write cost more as the log grew), and a
-look-up reads the days of its window. The table is keyed by (article, band) for the same
-reason. Its rows are copied into the new shape, each with the UTC day of its time.
+look-up reads the days of its window (the articles it finds are held to the window by their
+own time, so a band keeps its day, not its time). The table is keyed by (article, band) for
+the same reason. Its rows are copied into the new shape, each with the UTC day of its time;
+going back, each gets its article's time again.
 
 Revision ID: 0008
 Revises: 0007
@@ -34,14 +36,13 @@ def upgrade() -> None:
         ),
         sa.Column("band", sa.String(length=20), primary_key=True),
         sa.Column("day", sa.Integer(), nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     )
     op.execute(
-        f"INSERT INTO article_bands (article_id, band, day, at)"
-        f" SELECT article_id, band, {_day_of_at()}, at FROM {_KEPT}"
+        f"INSERT INTO article_bands (article_id, band, day)"
+        f" SELECT article_id, band, {_day_of_at()} FROM {_KEPT}"
     )
     op.drop_table(_KEPT)
-    op.create_index("ix_article_bands_day_band", "article_bands", ["day", "band", "at"])
+    op.create_index("ix_article_bands_day_band", "article_bands", ["day", "band"])
 
 
 def downgrade() -> None:
@@ -57,8 +58,10 @@ def downgrade() -> None:
         ),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     )
-    op.execute(
-        f"INSERT INTO article_bands (band, article_id, at) SELECT band, article_id, at FROM {_KEPT}"
+    op.execute(  # the time an article came out, as the store wrote it with its bands
+        f"INSERT INTO article_bands (band, article_id, at)"
+        f" SELECT k.band, k.article_id, COALESCE(a.published_at, a.fetched_at)"
+        f" FROM {_KEPT} k JOIN articles a ON a.id = k.article_id"
     )
     op.drop_table(_KEPT)
     op.create_index("ix_article_bands_article_id", "article_bands", ["article_id"])
