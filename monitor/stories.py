@@ -284,12 +284,8 @@ def _event_places(
 
 def _shingles(article: Article) -> list[bytes]:
     words = _WORD.findall(fold_string(f"{article.title}\n{article.text or article.summary}"))
-    return list(
-        {
-            " ".join(words[i : i + SHINGLE_WORDS]).encode()
-            for i in range(len(words) - SHINGLE_WORDS + 1)
-        }
-    )
+    runs = zip(*(words[i:] for i in range(SHINGLE_WORDS)), strict=False)  # the last ones short
+    return [shingle.encode() for shingle in set(map(" ".join, runs))]
 
 
 def _minhash(article: Article) -> np.ndarray | None:
