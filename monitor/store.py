@@ -513,7 +513,11 @@ class Store:
             ids = self._insert_articles(conn, source.id, new, outcome.started_at)
             copies = _earlier_copies(
                 conn,
-                [(i, item.story) for i, item in zip(ids, new, strict=True) if i and item.story],
+                [
+                    (article_id, item.story)
+                    for article_id, item in zip(ids, new, strict=True)
+                    if article_id is not None and item.story is not None
+                ],
             )
             placed: dict[int, _Placed] = {}
             alerts = [
@@ -555,7 +559,9 @@ class Store:
         inserted = {key: article_id for article_id, key in rows}
         ids = [inserted.pop(item.key, None) for item in new]  # a key given twice is stored once
         stored = [
-            (article_id, item) for article_id, item in zip(ids, new, strict=True) if article_id
+            (article_id, item)
+            for article_id, item in zip(ids, new, strict=True)
+            if article_id is not None
         ]
         mentions = [
             _mention_row(article_id, m) for article_id, item in stored for m in item.mentions
@@ -596,10 +602,9 @@ class Store:
     ) -> StoryAssignment | None:
         """The story a new article joins or starts (None: it belongs to none), and the stored
         article it repeats, if any (of ``copies``), noted in ``placed`` (the poll writes them
-        all at its end).
-        Runs inside the poll's write transaction: on SQLite that transaction holds the write
-        lock; on PostgreSQL an advisory lock keeps two daemons from starting the same story at
-        once."""
+        all at its end). Runs inside the poll's write transaction: on SQLite that transaction
+        holds the write lock; on PostgreSQL an advisory lock keeps two daemons from starting
+        the same story at once."""
         features = item.story
         if features is None:
             return None
@@ -1462,12 +1467,11 @@ def _earlier_copies(
         texts.update((r.id, r) for r in conn.execute(_TEXTS, dict(ids=ids)))
     copies = {}
     for article_id, f in new:
-        within = _Window(f)
         same_url = [r for r in [first_by_url.get(f.url_key or "")] if r and r.id < article_id]
         same_title = [
-            r for r in by_title.get(f.title_key or "", ()) if r.id < article_id and within(r)
+            r for r in by_title.get(f.title_key or "", ()) if r.id < article_id and _within(f, r)
         ]
-        near = [texts[i] for i in sorted(banded.get(article_id, ())) if within(texts[i])]
+        near = [texts[i] for i in sorted(banded.get(article_id, ())) if _within(f, texts[i])]
         copies[article_id] = [
             *(_Copy(r.id, r.duplicate_of, r.story_id, None) for r in [*same_url, *same_title[:1]]),
             *(
@@ -1478,14 +1482,9 @@ def _earlier_copies(
     return copies
 
 
-class _Window:
-    """Whether a stored article came out within an article's window."""
-
-    def __init__(self, f: StoryFeatures) -> None:
-        self.low, self.high = f.at - f.window, f.at + f.window
-
-    def __call__(self, row: Any) -> bool:
-        return self.low <= _aware(row.seen) <= self.high
+def _within(f: StoryFeatures, row: Any) -> bool:
+    """Whether a stored article came out within the window of the article of ``f``."""
+    return f.at - f.window <= _aware(row.seen) <= f.at + f.window
 
 
 def _sharing_bands(
