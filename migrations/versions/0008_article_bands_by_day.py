@@ -7,7 +7,7 @@ going back, each gets its article's time again.
 
 Revision ID: 0008
 Revises: 0007
-Create Date: 2026-11-30
+Create Date: 2026-11-22
 """
 
 from __future__ import annotations
