@@ -12,7 +12,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
-from sqlalchemy import bindparam, text
+from sqlalchemy import Connection, bindparam, text
 
 from monitor.config import SourceConfig
 from monitor.errors import StoreError
@@ -226,6 +226,24 @@ def test_processes_starting_together_migrate_one_after_the_other(tmp_path: Path)
         assert errors == []
 
 
+def insert_source_and_article(conn: Connection) -> None:
+    """A source and one article of it, in plain SQL, as every schema version writes them."""
+    conn.execute(
+        text(
+            "insert into sources (name, location, created_at, error_count)"
+            " values ('feed', 'http://127.0.0.1/feed', :now, 0)"
+        ),
+        {"now": NOW},
+    )
+    conn.execute(
+        text(
+            "insert into articles (source_id, key, title, summary, text, fetched_at)"
+            " select id, 'guid:1', 'Blinken meets Wang Yi', '', '', :now from sources"
+        ),
+        {"now": NOW},
+    )
+
+
 def test_upgrading_a_database_with_matches_keeps_them(store: Store) -> None:
     """0002 → head on a database that already holds a source, an article and its match."""
     config = AlembicConfig()
@@ -234,20 +252,7 @@ def test_upgrading_a_database_with_matches_keeps_them(store: Store) -> None:
         config.attributes["connection"] = conn
         command.downgrade(config, "0002")
     with store.engine.begin() as conn:  # as that version wrote them, in plain SQL
-        conn.execute(
-            text(
-                "insert into sources (name, location, created_at, error_count)"
-                " values ('feed', 'http://127.0.0.1/feed', :now, 0)"
-            ),
-            {"now": NOW},
-        )
-        conn.execute(
-            text(
-                "insert into articles (source_id, key, title, summary, text, fetched_at)"
-                " select id, 'guid:1', 'Blinken meets Wang Yi', '', '', :now from sources"
-            ),
-            {"now": NOW},
-        )
+        insert_source_and_article(conn)
         conn.execute(
             text(
                 "insert into matches (article_id, rule, created_at, alerted, evidence)"
@@ -268,20 +273,7 @@ def test_upgrading_keeps_the_bands_each_with_its_day(store: Store) -> None:
     store.downgrade("0007")
     times = [datetime(2023, 6, 18, 23, 59, 59, 999999, tzinfo=UTC), NOW]
     with store.engine.begin() as conn:  # as 0007 wrote them, in plain SQL
-        conn.execute(
-            text(
-                "insert into sources (name, location, created_at, error_count)"
-                " values ('feed', 'http://127.0.0.1/feed', :now, 0)"
-            ),
-            {"now": NOW},
-        )
-        conn.execute(
-            text(
-                "insert into articles (source_id, key, title, summary, text, fetched_at)"
-                " select id, 'guid:1', 'Blinken meets Wang Yi', '', '', :now from sources"
-            ),
-            {"now": NOW},
-        )
+        insert_source_and_article(conn)
         for band, at in zip(("00ab", "01cd"), times, strict=True):
             conn.execute(
                 text(
