@@ -23,7 +23,7 @@ import hashlib
 import json
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +36,11 @@ from datasketch import MinHash
 from monitor.identity import canonical_url
 from monitor.models import TEXT_FIELDS, Article, Mention, unique
 from monitor.normalise import fold_string
+
+try:  # CPython's own SHA-1: the same digests as OpenSSL's, at about half the cost per short input
+    from _sha1 import sha1 as _sha1  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import sha1 as _sha1
 
 NUM_PERM = 64  # MinHash permutations: 512 bytes a signature
 BANDS = 16  # LSH bands of NUM_PERM // BANDS rows: pairs above ~0.5 Jaccard share a band
@@ -73,8 +78,10 @@ class StoryFeatures:
     title_key: str | None  # normalised title, when long enough to identify anything
     minhash: bytes | None  # signature of the text's shingles; None for a short text
     bands: tuple[str, ...] = ()  # LSH band keys of the signature
-    terms: tuple[tuple[str, float], ...] = ()  # distinctive terms, unit length, heaviest first
-    places: tuple[str, ...] = ()  # tracked places the title or lede puts the event in
+    # of an article that joins stories: its distinctive terms, unit length, heaviest first,
+    # and the tracked places its title or lede puts the event in
+    terms: tuple[tuple[str, float], ...] = ()
+    places: tuple[str, ...] = ()
     actors: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
 
@@ -142,20 +149,24 @@ def article_features(
     weights: Background | None = None,
 ) -> StoryFeatures:
     """Everything the story stage compares, for one article. ``places`` are the ids of the
-    tracked actors that are places."""
+    tracked actors that are places. Only an article that can join stories (it names a tracked
+    actor or topic) is given distinctive terms and places: the others are compared as copies
+    only."""
     signature = _minhash(article)
+    minhash = None if signature is None else _signature_bytes(signature)
     actors = unique(m.id for m in mentions if m.kind == "actor")
     topics = unique(m.id for m in mentions if m.kind == "topic")
+    joins = bool(actors or topics)
     return StoryFeatures(
         at=at,
         outlet=outlet,
         window=window,
         url_key=article_url_key(article.url),
         title_key=title_key(article.title),
-        minhash=None if signature is None else _signature_bytes(signature),
-        bands=() if signature is None else _bands(signature),
-        terms=weighted_terms(article, mentions, weights or background()),
-        places=_event_places(article, mentions, places),
+        minhash=minhash,
+        bands=() if minhash is None else _bands(minhash),
+        terms=weighted_terms(article, mentions, weights or background()) if joins else (),
+        places=_event_places(article, mentions, places) if joins else (),
         actors=actors,
         topics=topics,
     )
@@ -249,12 +260,25 @@ def term_counts(article: Article, mentions: Sequence[Mention]) -> dict[str, floa
     for m in mentions:
         counts[f"{m.kind}:{m.id}"] += _position_weight(m.field, m.start)
     for name in TEXT_FIELDS:
-        text = article.field_text(name)
-        for found in _PROPER_NOUN.finditer(text):
-            term = _proper_noun_term(found.group())
+        for word, weight in _proper_nouns(name, article.field_text(name)):
+            term = _proper_noun_term(word)
             if len(term) > 1:
-                counts[term] += PROPER_NOUN_WEIGHT * _position_weight(name, found.start())
+                counts[term] += PROPER_NOUN_WEIGHT * weight
     return counts
+
+
+def _proper_nouns(field_name: str, text: str) -> Iterable[tuple[str, float]]:
+    """The capitalised words of a field, each with its position weight times its count (the
+    words after the lede are counted at once)."""
+    if field_name == "title":  # all of it counts like the lede
+        return [(word, LEDE_WEIGHT * n) for word, n in Counter(_PROPER_NOUN.findall(text)).items()]
+    found: list[tuple[str, float]] = []
+    for match in _PROPER_NOUN.finditer(text):
+        if match.start() >= LEDE_CHARS:  # the rest, from this word on, counts once
+            rest = Counter(_PROPER_NOUN.findall(text, match.start()))
+            return [*found, *((word, float(n)) for word, n in rest.items())]
+        found.append((match.group(), LEDE_WEIGHT))
+    return found
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -295,11 +319,16 @@ def _minhash(article: Article) -> np.ndarray | None:
     shingles = _shingles(article)
     if len(shingles) < MIN_SHINGLES:
         return None
-    digests = b"".join([hashlib.sha1(s).digest() for s in shingles])
+    digests = b"".join([_sha1(s).digest() for s in shingles])
     hashes = np.frombuffer(digests, dtype="<u4")[::5].astype(np.uint64)  # 20 bytes a digest
     a, b = _permutations()
-    permuted = (hashes[:, np.newaxis] * a + b) % _MERSENNE_PRIME & _MAX_HASH
-    signature: np.ndarray = permuted.min(axis=0)
+    permuted = hashes[:, np.newaxis] * a  # wraps modulo 2**64, as datasketch's does
+    permuted += b
+    # Modulo the Mersenne prime 2**61 - 1 without dividing: 2**61 is 1 modulo it, so the top
+    # three bits add to the rest, and at most one subtraction is left.
+    permuted = (permuted & _MERSENNE_PRIME) + (permuted >> np.uint64(61))
+    permuted[permuted >= _MERSENNE_PRIME] -= _MERSENNE_PRIME
+    signature: np.ndarray = (permuted & _MAX_HASH).min(axis=0)
     return signature
 
 
@@ -315,14 +344,11 @@ def _signature_bytes(signature: np.ndarray) -> bytes:
     return bytes(signature.astype("<u8").tobytes())
 
 
-def _bands(signature: np.ndarray) -> tuple[str, ...]:
-    rows = NUM_PERM // BANDS
-    values = signature.astype("<u8")
+def _bands(signature: bytes) -> tuple[str, ...]:
+    size = len(signature) // BANDS
     return tuple(
         f"{band:02d}"
-        + hashlib.blake2b(
-            values[band * rows : (band + 1) * rows].tobytes(), digest_size=7
-        ).hexdigest()
+        + hashlib.blake2b(signature[band * size : (band + 1) * size], digest_size=7).hexdigest()
         for band in range(BANDS)
     )
 

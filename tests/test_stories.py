@@ -4,6 +4,7 @@ unrelated items."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ from monitor.models import Article
 from monitor.pipeline import Pipeline
 from monitor.runtime import load_runtime
 from monitor.store import LogFilter, Store, StoryRecord
-from monitor.stories import NUM_PERM, _shingles, article_features
+from monitor.stories import BANDS, NUM_PERM, _shingles, article_features
 
 NOW = datetime(2023, 6, 20, 12, 0, tzinfo=UTC)
 RSS_TYPE = {"Content-Type": "application/rss+xml"}
@@ -184,8 +185,9 @@ def test_unrelated_real_items_do_not_merge(tmp_path: Path, feed_server: FeedServ
 
 
 def test_signatures_are_datasketchs() -> None:
-    """The signature worked out in bulk is the one datasketch's MinHash gives (so the ones
-    stored before it are still compared with new ones), on real texts."""
+    """The signature worked out in bulk is the one datasketch's MinHash gives, and its band
+    keys are the ones always stored (so the articles stored before are still compared with
+    new ones), on real texts."""
     items = labelled_items()
     compared = 0
     for item in items:
@@ -199,8 +201,22 @@ def test_signatures_are_datasketchs() -> None:
             assert np.frombuffer(features.minhash, dtype="<u8").tolist() == list(
                 reference.hashvalues
             )
+            assert features.bands == reference_bands(reference.hashvalues)
             compared += 1
     assert compared >= len(items) - 2
+
+
+def reference_bands(values: np.ndarray) -> tuple[str, ...]:
+    """The band keys as stored since bands were first written: each band's number, then a
+    7-byte BLAKE2b of its rows of the signature (little-endian 64-bit values)."""
+    rows = NUM_PERM // BANDS
+    return tuple(
+        f"{band:02d}"
+        + hashlib.blake2b(
+            values[band * rows : (band + 1) * rows].astype("<u8").tobytes(), digest_size=7
+        ).hexdigest()
+        for band in range(BANDS)
+    )
 
 
 def test_log_stories_as_text_and_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
