@@ -23,6 +23,8 @@ its order.
 
 from __future__ import annotations
 
+import functools
+import json
 import sqlite3
 import time
 import uuid
@@ -40,8 +42,10 @@ from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import (
     Connection,
     Engine,
+    Text,
     bindparam,
     case,
+    cast,
     create_engine,
     delete,
     event,
@@ -53,6 +57,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.config import SourceConfig, StoriesConfig
@@ -569,8 +574,9 @@ class Store:
         if mentions:
             conn.execute(self._insert(MentionRow), mentions)
         bands = [row for article_id, item in stored for row in _band_rows(article_id, item, now)]
-        if bands:
-            conn.execute(_INSERT_BANDS, bands)
+        if bands:  # sixteen rows an article: through the driver, which takes them as they are
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            conn.exec_driver_sql(_INSERT_BANDS.format(mark=mark), bands)
         return ids
 
     def _file_article(
@@ -1491,20 +1497,17 @@ def _sharing_bands(
     conn: Connection, new: Sequence[tuple[int, StoryFeatures]]
 ) -> dict[int, set[int]]:
     """For each of a poll's articles, the articles stored before it that share a MinHash
-    band with it, seen within the days of its window."""
+    band with it, seen within the days of the poll's windows: pairs found by the database
+    from the bands the poll has just written, each pair once."""
     with_text = [(article_id, f) for article_id, f in new if f.minhash is not None and f.bands]
     days = sorted(
         {d for _, f in with_text for d in range(_day(f.at - f.window), _day(f.at + f.window) + 1)}
     )
-    by_band: dict[str, list[int]] = {}
-    for chunk in _chunks(with_text, 100):
-        bands = list(unique(b for _, f in chunk for b in f.bands))
-        for band, article_id in conn.execute(_BANDED, dict(days=days, bands=bands)):
-            by_band.setdefault(band, []).append(article_id)
-    return {
-        article_id: {i for band in f.bands for i in by_band.get(band, ()) if i < article_id}
-        for article_id, f in with_text
-    }
+    sharing: dict[int, set[int]] = {article_id: set() for article_id, _ in with_text}
+    for chunk in _chunks([article_id for article_id, _ in with_text], 100):
+        for article_id, earlier in conn.execute(_BAND_PAIRS, dict(days=days, ids=chunk)):
+            sharing[article_id].add(earlier)
+    return sharing
 
 
 def _candidates(conn: Connection, f: StoryFeatures) -> Sequence[Any]:
@@ -1523,8 +1526,15 @@ def _candidates(conn: Connection, f: StoryFeatures) -> Sequence[Any]:
 def _best_candidate(f: StoryFeatures, rows: Sequence[Any]) -> Any:
     """The row of the story the article joins, or None."""
     by_id = {row.id: row for row in rows}
-    chosen = best_story(f, [Candidate(row.id, StoryProfile.from_json(row.profile)) for row in rows])
+    chosen = best_story(f, [Candidate(row.id, _story_profile(row.profile)) for row in rows])
     return None if chosen is None else by_id[chosen]
+
+
+@functools.lru_cache(maxsize=4_096)
+def _story_profile(text: str) -> StoryProfile:
+    """A story's profile from its JSON text: the open stories are read again and again, and
+    each version of a profile is decoded once."""
+    return StoryProfile.from_json(json.loads(text))
 
 
 def _grow_story(
@@ -1533,7 +1543,7 @@ def _grow_story(
     """Start a story with the article (``row`` None), or add the article to the story of
     ``row`` (a duplicate adds its outlet but not its words, which the story has already)."""
     story_id: int | None = None if row is None else row.id
-    old = None if row is None else StoryProfile.from_json(row.profile)
+    old = None if row is None else _story_profile(row.profile)
     new_profile = grown(old, f) if profile or old is None else old
     values: dict[str, Any] = dict(
         last_seen_at=f.at if row is None else max(_aware(row.last_seen_at), f.at),
@@ -1542,8 +1552,9 @@ def _grow_story(
         outlets=list(unique([*(row.outlets if row else []), f.outlet])),
         actors=list(unique([*(row.actors if row else []), *f.actors])),
         topics=list(unique([*(row.topics if row else []), *f.topics])),
-        profile=new_profile.to_json() if row is None or new_profile is not old else row.profile,
     )
+    if new_profile is not old:  # a copy leaves its story's words as they are
+        values["profile"] = new_profile.to_json()
     if row is None:
         story_id = conn.execute(
             insert(StoryRow).values(title=article.title, **values).returning(StoryRow.id)
@@ -1853,11 +1864,12 @@ def _article_row(source_id: int, item: NewArticle, now: datetime) -> dict[str, A
     )
 
 
-def _band_rows(article_id: int, item: NewArticle, now: datetime) -> list[dict[str, Any]]:
+def _band_rows(article_id: int, item: NewArticle, now: datetime) -> list[tuple[int, str, int]]:
+    """(article, band, day) for each MinHash band of the article."""
     if item.story is None:
         return []
     day = _day(item.article.published or now)  # as _seen_or_published has it
-    return [dict(article_id=article_id, band=band, day=day) for band in item.story.bands]
+    return [(article_id, band, day) for band in item.story.bands]
 
 
 def _mention_row(article_id: int, m: Mention) -> dict[str, Any]:
@@ -1893,15 +1905,30 @@ _BY_TITLE = (
     .where(_seen_or_published(ArticleRow).between(bindparam("low"), bindparam("high")))
     .order_by(ArticleRow.id)
 )
-_BANDED = (
-    select(ArticleBandRow.band, ArticleBandRow.article_id)
-    .where(ArticleBandRow.day.in_(bindparam("days", expanding=True)))
-    .where(ArticleBandRow.band.in_(bindparam("bands", expanding=True)))
+_NEW_BAND = aliased(ArticleBandRow)
+_BAND_PAIRS = (
+    select(_NEW_BAND.article_id, ArticleBandRow.article_id)
+    .join(
+        ArticleBandRow,
+        (ArticleBandRow.band == _NEW_BAND.band)
+        & ArticleBandRow.day.in_(bindparam("days", expanding=True))
+        & (ArticleBandRow.article_id < _NEW_BAND.article_id),
+    )
+    .where(_NEW_BAND.article_id.in_(bindparam("ids", expanding=True)))
+    .distinct()
 )
 _TEXTS = select(*_COLUMNS, ArticleRow.minhash, _seen_or_published(ArticleRow).label("seen")).where(
     ArticleRow.id.in_(bindparam("ids", expanding=True))
 )
-_INSERT_BANDS = insert(ArticleBandRow)
+_INSERT_BANDS = (
+    f"INSERT INTO {ArticleBandRow.__tablename__} (article_id, band, day)"
+    " VALUES ({mark}, {mark}, {mark})"
+)
+# a story's row with its profile as the JSON text, which ``_story_profile`` reads once
+_STORY_COLUMNS = (
+    *(c for c in StoryRow.__table__.c if c.name != "profile"),
+    cast(StoryRow.profile, Text).label("profile"),
+)
 _SHARED = func.count(StoryKeyRow.key).label("shared")
 _SHARING = (
     select(StoryKeyRow.story_id, _SHARED)
@@ -1914,11 +1941,11 @@ _SHARING = (
     .limit(MAX_CANDIDATES)
 ).subquery()
 _CANDIDATES = (
-    select(StoryRow)
+    select(*_STORY_COLUMNS)
     .join(_SHARING, _SHARING.c.story_id == StoryRow.id)
     .where(StoryRow.first_seen_at <= bindparam("until"))
 )
-_STORY = select(StoryRow).where(StoryRow.id == bindparam("story"))
+_STORY = select(*_STORY_COLUMNS).where(StoryRow.id == bindparam("story"))
 _UPDATE_STORY = update(StoryRow).where(StoryRow.id == bindparam("story"))
 _INSERT_KEYS = insert(StoryKeyRow)
 _DROP_KEYS = delete(StoryKeyRow).where(

@@ -268,7 +268,8 @@ class StoryKeyRow(Base):
 class ArticleBandRow(Base):
     """Keyed and indexed so that a poll writes near the end of each: by article, and by day
     then band (a look-up reads the few days of its window, whatever the size of the log; the
-    articles it finds are then held to the window exactly)."""
+    articles it finds are then held to the window exactly). The index carries the article, so
+    a look-up never visits the table."""
 
     __tablename__ = "article_bands"
     article_id: Mapped[int] = mapped_column(
@@ -277,4 +278,4 @@ class ArticleBandRow(Base):
     band: Mapped[str] = mapped_column(String(20), primary_key=True)
     # the UTC date the article came out (published, else fetched), as date.toordinal()
     day: Mapped[int] = mapped_column(Integer)
-    __table_args__ = (Index("ix_article_bands_day_band", "day", "band"),)
+    __table_args__ = (Index("ix_article_bands_day_band_article", "day", "band", "article_id"),)
