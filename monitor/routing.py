@@ -326,10 +326,12 @@ def sent_together(due: Sequence[PendingDelivery]) -> dict[int, list[PendingDeliv
 
 
 def one_message(messages: Sequence[AlertMessage]) -> AlertMessage:
-    """Alerts of several rules about one article as one message that names every rule (with
-    the first one's snippet)."""
+    """Alerts of several rules about one article as one message that names every rule and
+    every actor and topic any of them matched (with the first one's snippet)."""
     return replace(
         messages[0],
         rule=", ".join(unique(m.rule for m in messages)),
+        actors=unique(a for m in messages for a in m.actors),
+        topics=unique(t for m in messages for t in m.topics),
         critical=any(m.critical for m in messages),
     )

@@ -38,6 +38,7 @@ from monitor.routing import (
     Silence,
     digest_order,
     next_digest,
+    one_message,
     quiet_end,
 )
 from monitor.runtime import load_runtime
@@ -234,6 +235,21 @@ def test_a_silence_keeps_the_alert_marked() -> None:
     assert decision.reason == "silenced by silence 3 (known)"
     expired = replace(silence, expires_at=NOW)
     assert router().decide(plan(), WANG, None, None, (expired,), NOW).outcome is Outcome.ALERT
+
+
+def test_one_message_for_several_rules_names_all_they_matched() -> None:
+    """Rules watching actors and rules watching topics match one article: the one message
+    names every rule, actor and topic, and goes through quiet hours if any rule is critical."""
+    article = Article(title="Blinken in Beijing", text="Antony Blinken on Taiwan.", source="s")
+    principals = build_message("principals", article, (), (), {})
+    principals = replace(principals, actors=("Antony Blinken",))
+    flashpoints = replace(
+        principals, rule="flashpoints", actors=(), topics=("Taiwan",), critical=True
+    )
+    merged = one_message([principals, flashpoints, principals])
+    assert merged.rule == "principals, flashpoints"
+    assert (merged.actors, merged.topics) == (("Antony Blinken",), ("Taiwan",))
+    assert merged.critical and merged.snippet == principals.snippet
 
 
 # --- through the pipeline ----------------------------------------------------------------
