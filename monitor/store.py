@@ -1530,7 +1530,7 @@ def _best_candidate(f: StoryFeatures, rows: Sequence[Any]) -> Any:
     return None if chosen is None else by_id[chosen]
 
 
-@functools.lru_cache(maxsize=4_096)
+@functools.lru_cache(maxsize=512)  # a profile's text and terms: 10 KB or so each
 def _story_profile(text: str) -> StoryProfile:
     """A story's profile from its JSON text: the open stories are read again and again, and
     each version of a profile is decoded once."""
