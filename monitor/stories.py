@@ -25,7 +25,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -154,10 +154,7 @@ def article_features(
     only."""
     signature = _minhash(article)
     minhash = None if signature is None else _signature_bytes(signature)
-    actors = unique(m.id for m in mentions if m.kind == "actor")
-    topics = unique(m.id for m in mentions if m.kind == "topic")
-    joins = bool(actors or topics)
-    return StoryFeatures(
+    features = StoryFeatures(
         at=at,
         outlet=outlet,
         window=window,
@@ -165,10 +162,15 @@ def article_features(
         title_key=title_key(article.title),
         minhash=minhash,
         bands=() if minhash is None else _bands(minhash),
-        terms=weighted_terms(article, mentions, weights or background()) if joins else (),
-        places=_event_places(article, mentions, places) if joins else (),
-        actors=actors,
-        topics=topics,
+        actors=unique(m.id for m in mentions if m.kind == "actor"),
+        topics=unique(m.id for m in mentions if m.kind == "topic"),
+    )
+    if not features.joins_stories:
+        return features
+    return replace(
+        features,
+        terms=weighted_terms(article, mentions, weights or background()),
+        places=_event_places(article, mentions, places),
     )
 
 
@@ -269,15 +271,14 @@ def term_counts(article: Article, mentions: Sequence[Mention]) -> dict[str, floa
 
 def _proper_nouns(field_name: str, text: str) -> Iterable[tuple[str, float]]:
     """The capitalised words of a field, each with its position weight times its count (the
-    words after the lede are counted at once)."""
-    if field_name == "title":  # all of it counts like the lede
-        return [(word, LEDE_WEIGHT * n) for word, n in Counter(_PROPER_NOUN.findall(text)).items()]
+    words after the lede all weigh the same, and are counted at once)."""
     found: list[tuple[str, float]] = []
     for match in _PROPER_NOUN.finditer(text):
-        if match.start() >= LEDE_CHARS:  # the rest, from this word on, counts once
+        weight = _position_weight(field_name, match.start())
+        if weight != LEDE_WEIGHT:  # past the lede: the rest, from this word on
             rest = Counter(_PROPER_NOUN.findall(text, match.start()))
-            return [*found, *((word, float(n)) for word, n in rest.items())]
-        found.append((match.group(), LEDE_WEIGHT))
+            return [*found, *((word, weight * n) for word, n in rest.items())]
+        found.append((match.group(), weight))
     return found
 
 
