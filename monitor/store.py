@@ -1864,7 +1864,7 @@ def _article_row(source_id: int, item: NewArticle, now: datetime) -> dict[str, A
     )
 
 
-def _band_rows(article_id: int, item: NewArticle, now: datetime) -> list[tuple[int, str, int]]:
+def _band_rows(article_id: int, item: NewArticle, now: datetime) -> list[tuple[int, int, int]]:
     """(article, band, day) for each MinHash band of the article."""
     if item.story is None:
         return []

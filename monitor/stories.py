@@ -22,7 +22,9 @@ import functools
 import hashlib
 import json
 import math
+import operator
 import re
+import struct
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,19 +32,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-import numpy as np
-from datasketch import MinHash
+from rensa import RMinHash
 
 from monitor.identity import canonical_url
 from monitor.models import TEXT_FIELDS, Article, Mention, unique
 from monitor.normalise import fold_string
 
-try:  # CPython's own SHA-1: the same digests as OpenSSL's, at about half the cost per short input
-    from _sha1 import sha1 as _sha1  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - a Python built without it
-    from hashlib import sha1 as _sha1
-
-NUM_PERM = 64  # MinHash permutations: 512 bytes a signature
+NUM_PERM = 64  # MinHash permutations: 256 bytes a signature
 BANDS = 16  # LSH bands of NUM_PERM // BANDS rows: pairs above ~0.5 Jaccard share a band
 SHINGLE_WORDS = 3
 NEAR_DUPLICATE = 0.8  # estimated Jaccard of shingles at or above which texts are one article
@@ -62,9 +58,10 @@ _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _PROPER_NOUN = re.compile(r"\b[^\W\d_a-z][\w’'-]*")
 _REDIRECT_PARAMETERS = ("url", "u", "q", "target", "dest", "destination")
 _LOCATIVE = ("in ", "at ")
+# ASCII that is not a letter or a digit, as a space (shingles are of words, not punctuation)
+_NOT_WORD = bytes(b if chr(b).isalnum() or b >= 128 else 32 for b in range(256))
 _BACKGROUND = Path(__file__).with_name("story_background.json")
-_MERSENNE_PRIME = np.uint64((1 << 61) - 1)  # datasketch's MinHash: permutations modulo this
-_MAX_HASH = np.uint64((1 << 32) - 1)  # and keeps 32 bits of each
+_SEED = 1  # of the MinHash permutations: every signature ever stored used the same
 
 
 @dataclass(frozen=True)
@@ -77,7 +74,7 @@ class StoryFeatures:
     url_key: str | None  # canonical URL, redirects resolved
     title_key: str | None  # normalised title, when long enough to identify anything
     minhash: bytes | None  # signature of the text's shingles; None for a short text
-    bands: tuple[str, ...] = ()  # LSH band keys of the signature
+    bands: tuple[int, ...] = ()  # LSH band keys of the signature
     # of an article that joins stories: its distinctive terms, unit length, heaviest first,
     # and the tracked places its title or lede puts the event in
     terms: tuple[tuple[str, float], ...] = ()
@@ -152,8 +149,7 @@ def article_features(
     tracked actors that are places. Only an article that can join stories (it names a tracked
     actor or topic) is given distinctive terms and places: the others are compared as copies
     only."""
-    signature = _minhash(article)
-    minhash = None if signature is None else _signature_bytes(signature)
+    minhash = text_signature(article.title, article.text or article.summary)
     features = StoryFeatures(
         at=at,
         outlet=outlet,
@@ -161,7 +157,7 @@ def article_features(
         url_key=article_url_key(article.url),
         title_key=title_key(article.title),
         minhash=minhash,
-        bands=() if minhash is None else _bands(minhash),
+        bands=() if minhash is None else band_keys(minhash),
         actors=unique(m.id for m in mentions if m.kind == "actor"),
         topics=unique(m.id for m in mentions if m.kind == "topic"),
     )
@@ -207,8 +203,10 @@ def title_key(title: str) -> str | None:
 
 def near_duplicate(a: bytes, b: bytes) -> bool:
     """Whether two signatures estimate a shingle Jaccard similarity of ``NEAR_DUPLICATE``."""
-    left, right = np.frombuffer(a, dtype="<u8"), np.frombuffer(b, dtype="<u8")
-    return len(left) == len(right) and float(np.mean(left == right)) >= NEAR_DUPLICATE
+    if len(a) != len(b):
+        return False
+    same: int = sum(map(operator.eq, memoryview(a).cast("I"), memoryview(b).cast("I")))
+    return same >= NEAR_DUPLICATE * (len(a) // 4)
 
 
 def similarity(article: StoryFeatures, profile: StoryProfile) -> float:
@@ -307,51 +305,38 @@ def _event_places(
     return unique(found)
 
 
-def _shingles(article: Article) -> list[bytes]:
-    words = _WORD.findall(fold_string(f"{article.title}\n{article.text or article.summary}"))
-    runs = zip(*(words[i:] for i in range(SHINGLE_WORDS)), strict=False)  # the last ones short
-    return [shingle.encode() for shingle in set(map(" ".join, runs))]
-
-
-def _minhash(article: Article) -> np.ndarray | None:
-    """The article's MinHash signature: the values of datasketch's ``MinHash.update_batch``
-    with its default hash (each shingle's SHA-1, its first four bytes little-endian) and these
-    permutations, worked out for all the shingles at once."""
-    shingles = _shingles(article)
+def text_signature(title: str, text: str) -> bytes | None:
+    """The MinHash signature of a text's word shingles, as rensa's ``RMinHash`` works it out:
+    ``NUM_PERM`` 32-bit values, little-endian. None for a text too short to compare."""
+    shingles = _shingles(f"{title}\n{text}")
     if len(shingles) < MIN_SHINGLES:
         return None
-    digests = b"".join([_sha1(s).digest() for s in shingles])
-    hashes = np.frombuffer(digests, dtype="<u4")[::5].astype(np.uint64)  # 20 bytes a digest
-    a, b = _permutations()
-    permuted = hashes[:, np.newaxis] * a  # wraps modulo 2**64, as datasketch's does
-    permuted += b
-    # Modulo the Mersenne prime 2**61 - 1 without dividing: 2**61 is 1 modulo it, so the top
-    # three bits add to the rest, and at most one subtraction is left.
-    permuted = (permuted & _MERSENNE_PRIME) + (permuted >> np.uint64(61))
-    permuted[permuted >= _MERSENNE_PRIME] -= _MERSENNE_PRIME
-    signature: np.ndarray = (permuted & _MAX_HASH).min(axis=0)
-    return signature
+    signature = RMinHash(NUM_PERM, _SEED)
+    signature.update(shingles)
+    return struct.pack(f"<{NUM_PERM}I", *signature.digest())
 
 
-@functools.cache
-def _permutations() -> tuple[np.ndarray, np.ndarray]:
-    """The hash permutations of every signature: drawn once, not for each article (the same
-    seed draws the same ones)."""
-    a, b = MinHash(num_perm=NUM_PERM, seed=1).permutations
-    return a, b
-
-
-def _signature_bytes(signature: np.ndarray) -> bytes:
-    return bytes(signature.astype("<u8").tobytes())
-
-
-def _bands(signature: bytes) -> tuple[str, ...]:
+def band_keys(signature: bytes) -> tuple[int, ...]:
+    """The signature's locality-sensitive bands, one 63-bit key each: the band's number in
+    the top bits, a hash of its values below."""
     size = len(signature) // BANDS
     return tuple(
-        f"{band:02d}"
-        + hashlib.blake2b(signature[band * size : (band + 1) * size], digest_size=7).hexdigest()
+        band << 56
+        | int.from_bytes(
+            hashlib.blake2b(signature[band * size : (band + 1) * size], digest_size=7).digest(),
+            "little",
+        )
         for band in range(BANDS)
     )
+
+
+def _shingles(text: str) -> list[str]:
+    """The distinct runs of ``SHINGLE_WORDS`` words of the folded text (its ASCII
+    punctuation left out)."""
+    encoded = fold_string(text).encode("utf-8", "surrogatepass").translate(_NOT_WORD)
+    words = encoded.decode("utf-8", "surrogatepass").split()
+    runs = zip(*(words[i:] for i in range(SHINGLE_WORDS)), strict=False)
+    return list(set(map(" ".join, runs)))
 
 
 def _heaviest(items: Iterable[tuple[str, float]], count: int) -> list[tuple[str, float]]:

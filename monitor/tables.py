@@ -275,7 +275,7 @@ class ArticleBandRow(Base):
     article_id: Mapped[int] = mapped_column(
         ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
     )
-    band: Mapped[str] = mapped_column(String(20), primary_key=True)
+    band: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # the UTC date the article came out (published, else fetched), as date.toordinal()
     day: Mapped[int] = mapped_column(Integer)
     __table_args__ = (Index("ix_article_bands_day_band_article", "day", "band", "article_id"),)

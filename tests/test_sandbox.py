@@ -19,6 +19,7 @@ from monitor.errors import ParseError
 from monitor.models import ParsedFeed
 from monitor.parse import parse_feed
 from monitor.sandbox import BoundedParser, ParseLimits
+from monitor.stories import text_signature
 
 REAL = Path(__file__).parent / "data" / "feeds" / "real"
 FEEDS = sorted(p for p in REAL.iterdir() if p.name != "SOURCES.tsv")
@@ -49,6 +50,16 @@ def misbehaving_parse(
     if data == b"odd":
         raise OddError("cannot", "be rebuilt")  # pickles, but cannot be unpickled
 
+    return parse_feed(data, headers=headers, source=source)
+
+
+def parse_beside_the_story_stage(
+    data: bytes, *, headers: Mapping[str, str] | None = None, source: str = ""
+) -> ParsedFeed:
+    """parse_feed in a worker that loaded the story stage (rensa) with this module, before its
+    memory was capped, as a worker whose parse function lives beside the daemon's code does."""
+    assert "rensa" in sys.modules
+    assert text_signature("title", " ".join(map(str, range(100)))) is not None
     return parse_feed(data, headers=headers, source=source)
 
 
@@ -134,6 +145,15 @@ def test_a_parse_that_needs_too_much_memory_is_stopped(
 
     assert not alive(int(pid_file.read_text()))
     assert parser.parse(GOOD.read_bytes()).articles
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the memory cap is set on Linux only")
+def test_the_story_stage_leaves_a_capped_worker_its_memory() -> None:
+    """rensa's allocator reserves 1 GiB of address space when it loads, unless told less:
+    more than a worker's whole cap, so every parse beside it would fail for want of memory."""
+    limits = ParseLimits(timeout=10, memory_mb=256)
+    with BoundedParser(limits, parse=parse_beside_the_story_stage) as bounded:
+        assert bounded.parse(GOOD.read_bytes()).articles
 
 
 def test_a_parse_that_ends_its_process_is_an_error(parser: BoundedParser) -> None:

@@ -12,6 +12,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
+from conftest import REPO
 from sqlalchemy import Connection, bindparam, text
 
 from monitor.config import SourceConfig
@@ -20,6 +21,7 @@ from monitor.messages import build_message
 from monitor.models import AlertPlan, Article, FetchOutcome, Mention, NewArticle
 from monitor.resources import migrations_dir
 from monitor.store import _BAND_PAIRS, DELIVERY_LEASE, LogFilter, Store
+from monitor.stories import band_keys, text_signature
 from monitor.tables import Base, UTCDateTime
 
 NOW = datetime(2023, 6, 18, 12, 0, tzinfo=UTC)
@@ -287,7 +289,7 @@ def test_upgrading_a_database_with_matches_keeps_them(store: Store) -> None:
 
 
 def test_upgrading_keeps_the_bands_each_with_its_day(store: Store) -> None:
-    """0007 → head copies the MinHash bands into their new shape, each with the UTC date of
+    """0007 → 0009 copies the MinHash bands into their new shape, each with the UTC date of
     its time; down again, each gets its article's time."""
     store.downgrade("0007")
     times = [datetime(2023, 6, 18, 23, 59, 59, 999999, tzinfo=UTC), NOW]
@@ -301,7 +303,7 @@ def test_upgrading_keeps_the_bands_each_with_its_day(store: Store) -> None:
                 ).bindparams(bindparam("at", type_=UTCDateTime)),
                 {"band": band, "at": at},
             )
-    store.upgrade()
+    store.upgrade("0009")
     with store.engine.connect() as conn:
         rows = conn.execute(text("select band, day from article_bands order by band")).all()
     assert [tuple(r) for r in rows] == [
@@ -312,6 +314,43 @@ def test_upgrading_keeps_the_bands_each_with_its_day(store: Store) -> None:
     with store.engine.connect() as conn:
         times = conn.execute(text("select at from article_bands").columns(at=UTCDateTime))
         assert times.scalars().all() == [NOW, NOW]  # its article's
+    store.upgrade()
+
+
+def test_upgrading_works_out_signatures_and_bands_again(store: Store) -> None:
+    """0009 → 0010 gives each stored article rensa's signature of its text and its integer
+    bands, each with the UTC day it came out; going back clears them."""
+    store.downgrade("0009")
+    published = datetime(2023, 6, 18, 23, 30, tzinfo=UTC)
+    title = "Blinken meets Wang Yi"
+    body = (REPO / "seeds" / "corpus" / "001_1890e989d0248038.txt").read_text(encoding="utf-8")
+    with store.engine.begin() as conn:  # as 0009 wrote them, in plain SQL
+        insert_source_and_article(conn)
+        conn.execute(
+            text("update articles set text = :text, published_at = :at, minhash = :old").bindparams(
+                bindparam("at", type_=UTCDateTime)
+            ),
+            {"text": body, "at": published, "old": bytes(512)},
+        )
+        conn.execute(
+            text(
+                "insert into article_bands (article_id, band, day)"
+                " select id, '00ab', 1 from articles"
+            )
+        )
+    store.upgrade()
+    signature = text_signature(title, body)
+    assert signature is not None
+    with store.engine.connect() as conn:
+        assert conn.execute(text("select minhash from articles")).scalar_one() == signature
+        rows = conn.execute(text("select band, day from article_bands order by band")).all()
+    assert [tuple(r) for r in rows] == [
+        (b, published.date().toordinal()) for b in band_keys(signature)
+    ]
+    store.downgrade("0009")
+    with store.engine.connect() as conn:
+        assert conn.execute(text("select minhash from articles")).scalar_one() is None
+        assert conn.execute(text("select count(*) from article_bands")).scalar_one() == 0
     store.upgrade()
 
 
