@@ -19,7 +19,6 @@ candidates up and writes the result.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import operator
@@ -62,6 +61,7 @@ _LOCATIVE = ("in ", "at ")
 _NOT_WORD = bytes(b if chr(b).isalnum() or b >= 128 else 32 for b in range(256))
 _BACKGROUND = Path(__file__).with_name("story_background.json")
 _SEED = 1  # of the MinHash permutations: every signature ever stored used the same
+_PRIME = (1 << 56) - 5  # the largest prime below 2**56: a band's values modulo it key the band
 
 
 @dataclass(frozen=True)
@@ -317,15 +317,11 @@ def text_signature(title: str, text: str) -> bytes | None:
 
 
 def band_keys(signature: bytes) -> tuple[int, ...]:
-    """The signature's locality-sensitive bands, one 63-bit key each: the band's number in
-    the top bits, a hash of its values below."""
+    """The signature's locality-sensitive bands, one 60-bit key each: the band's number in
+    the top bits, and below them its values (already hashes) as one number modulo a prime."""
     size = len(signature) // BANDS
     return tuple(
-        band << 56
-        | int.from_bytes(
-            hashlib.blake2b(signature[band * size : (band + 1) * size], digest_size=7).digest(),
-            "little",
-        )
+        band << 56 | int.from_bytes(signature[band * size : (band + 1) * size], "little") % _PRIME
         for band in range(BANDS)
     )
 

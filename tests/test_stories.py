@@ -206,7 +206,7 @@ def test_signatures_and_bands_stay_the_ones_stored() -> None:
     assert digest.hexdigest() == SIGNATURES_DIGEST
 
 
-SIGNATURES_DIGEST = "123a1b40af144daa279ff013952e6de83ef38056b5be6b91bc25bde1ba02113a"
+SIGNATURES_DIGEST = "214d2cb74afdfb4bfd2f663b5ebfc6ec885cdb8037f0da3a15d8a4c45c4253db"
 
 
 def test_signatures_estimate_the_shingles_overlap() -> None:
