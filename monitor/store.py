@@ -28,7 +28,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -1458,14 +1458,13 @@ def _earlier_copies(
     window. Looked up for the whole poll at once, a few statements in all."""
     if not new:
         return {}
-    low = min(f.at - f.window for _, f in new)
-    high = max(f.at + f.window for _, f in new)
+    days = _window_days(f for _, f in new)
     first_by_url: dict[str, Any] = {}
     for keys in _chunks(list(unique(f.url_key for _, f in new if f.url_key)), 500):
         first_by_url.update((r.url_key, r) for r in conn.execute(_FIRST_BY_URL, dict(keys=keys)))
     by_title: dict[str, list[Any]] = {}
     for keys in _chunks(list(unique(f.title_key for _, f in new if f.title_key)), 500):
-        for r in conn.execute(_BY_TITLE, dict(keys=keys, low=low, high=high)):
+        for r in conn.execute(_BY_TITLE, dict(keys=keys, days=days)):
             by_title.setdefault(r.title_key, []).append(r)
     banded = _sharing_bands(conn, new)
     texts: dict[int, Any] = {}
@@ -1500,14 +1499,19 @@ def _sharing_bands(
     band with it, seen within the days of the poll's windows: pairs found by the database
     from the bands the poll has just written, each pair once."""
     with_text = [(article_id, f) for article_id, f in new if f.minhash is not None and f.bands]
-    days = sorted(
-        {d for _, f in with_text for d in range(_day(f.at - f.window), _day(f.at + f.window) + 1)}
-    )
+    days = _window_days(f for _, f in with_text)
     sharing: dict[int, set[int]] = {article_id: set() for article_id, _ in with_text}
     for chunk in _chunks([article_id for article_id, _ in with_text], 100):
         for article_id, earlier in conn.execute(_BAND_PAIRS, dict(days=days, ids=chunk)):
             sharing[article_id].add(earlier)
     return sharing
+
+
+def _window_days(features: Iterable[StoryFeatures]) -> list[int]:
+    """The UTC days that the windows of articles reach (days as the index has them)."""
+    return sorted(
+        {d for f in features for d in range(_day(f.at - f.window), _day(f.at + f.window) + 1)}
+    )
 
 
 def _candidates(conn: Connection, f: StoryFeatures) -> Sequence[Any]:
@@ -1861,6 +1865,7 @@ def _article_row(source_id: int, item: NewArticle, now: datetime) -> dict[str, A
         url_key=f.url_key if f else None,
         title_key=f.title_key if f else None,
         minhash=f.minhash if f else None,
+        day=_day(article.published or now),  # as _seen_or_published has it
     )
 
 
@@ -1901,8 +1906,8 @@ _FIRST_BY_URL = select(*_COLUMNS, ArticleRow.url_key).where(
 )
 _BY_TITLE = (
     select(*_COLUMNS, ArticleRow.title_key, _seen_or_published(ArticleRow).label("seen"))
+    .where(ArticleRow.day.in_(bindparam("days", expanding=True)))
     .where(ArticleRow.title_key.in_(bindparam("keys", expanding=True)))
-    .where(_seen_or_published(ArticleRow).between(bindparam("low"), bindparam("high")))
     .order_by(ArticleRow.id)
 )
 _NEW_BAND = aliased(ArticleBandRow)

@@ -120,9 +120,15 @@ class ArticleRow(Base):
     duplicate_of: Mapped[int | None] = mapped_column(Id)  # the first article it repeats
     outlet: Mapped[str | None] = mapped_column(String(200))
     url_key: Mapped[str | None] = mapped_column(String(600), index=True)  # canonical URL
-    title_key: Mapped[str | None] = mapped_column(String(600), index=True)  # normalised title
+    title_key: Mapped[str | None] = mapped_column(String(600))  # normalised title
     minhash: Mapped[bytes | None] = mapped_column(LargeBinary)  # shingle signature
-    __table_args__ = (UniqueConstraint("source_id", "key", name="uq_articles_source_key"),)
+    # the UTC date it came out (published, else fetched), as date.toordinal(): titles are
+    # indexed by day, so a poll's go near the end of the index and a look-up reads its window
+    day: Mapped[int | None] = mapped_column(Integer)
+    __table_args__ = (
+        UniqueConstraint("source_id", "key", name="uq_articles_source_key"),
+        Index("ix_articles_day_title_key", "day", "title_key"),
+    )
 
 
 class MentionRow(Base):

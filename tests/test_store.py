@@ -20,7 +20,7 @@ from monitor.errors import StoreError
 from monitor.messages import build_message
 from monitor.models import AlertPlan, Article, FetchOutcome, Mention, NewArticle
 from monitor.resources import migrations_dir
-from monitor.store import _BAND_PAIRS, DELIVERY_LEASE, LogFilter, Store
+from monitor.store import _BAND_PAIRS, _BY_TITLE, DELIVERY_LEASE, LogFilter, Store
 from monitor.stories import band_keys, text_signature
 from monitor.tables import Base, UTCDateTime
 
@@ -62,6 +62,21 @@ def test_the_bands_a_poll_shares_are_looked_up_from_its_own(tmp_path: Path) -> N
     assert "(article_id=?)" in plan[0], plan
     assert plan[1].startswith(
         "SEARCH article_bands USING COVERING INDEX ix_article_bands_day_band_article"
+    ), plan
+
+
+def test_the_same_titles_are_looked_up_by_day(tmp_path: Path) -> None:
+    """The look-up of a poll's titles seeks each day of the window in the day-first index."""
+    store = Store.open(f"sqlite:///{tmp_path / 'x.db'}")
+    store.upgrade()
+    query = _BY_TITLE.params(days=[738_000, 738_001], keys=["a b c d", "e f g h"]).compile(
+        dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}
+    )
+    with store.engine.connect() as conn:
+        plan = [r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}")]
+    store.close()
+    assert plan[0] == (
+        "SEARCH articles USING INDEX ix_articles_day_title_key (day=? AND title_key=?)"
     ), plan
 
 
@@ -351,6 +366,32 @@ def test_upgrading_works_out_signatures_and_bands_again(store: Store) -> None:
     with store.engine.connect() as conn:
         assert conn.execute(text("select minhash from articles")).scalar_one() is None
         assert conn.execute(text("select count(*) from article_bands")).scalar_one() == 0
+    store.upgrade()
+
+
+def test_upgrading_gives_each_article_its_day(store: Store) -> None:
+    """0010 → 0011 gives each stored article the UTC day it came out: published, else
+    fetched; going back drops the day and keeps the articles."""
+    store.downgrade("0010")
+    late = datetime(2023, 6, 18, 23, 59, 59, 999999, tzinfo=UTC)
+    with store.engine.begin() as conn:  # as 0010 wrote them, in plain SQL
+        insert_source_and_article(conn)  # fetched at NOW, no publication time
+        conn.execute(
+            text(
+                "insert into articles (source_id, key, title, summary, text, published_at,"
+                " fetched_at) select id, 'guid:2', 'Late', '', '', :late, :now from sources"
+            ).bindparams(bindparam("late", type_=UTCDateTime), bindparam("now", type_=UTCDateTime)),
+            {"late": late, "now": NOW + timedelta(days=2)},
+        )
+    store.upgrade()
+    with store.engine.connect() as conn:
+        days = conn.execute(text("select key, day from articles order by key")).all()
+    assert [tuple(r) for r in days] == [
+        ("guid:1", NOW.date().toordinal()),
+        ("guid:2", late.date().toordinal()),
+    ]
+    store.downgrade("0010")
+    assert store.counts()["articles"] == 2
     store.upgrade()
 
 
