@@ -1521,9 +1521,12 @@ def _candidates(conn: Connection, f: StoryFeatures) -> Sequence[Any]:
     if not keys:
         return []
     since = f.at - f.window
+    newest = conn.execute(_NEWEST_KEY_DAY).scalar_one()
+    if newest is None:
+        return []
+    days = [_day_start(since) + timedelta(days=n) for n in range(_day(newest) - _day(since) + 1)]
     return conn.execute(
-        _CANDIDATES,
-        dict(keys=keys, since=since, keys_since=_day_start(since), until=f.at + f.window),
+        _CANDIDATES, dict(keys=keys, since=since, key_days=days, until=f.at + f.window)
     ).all()
 
 
@@ -1939,12 +1942,13 @@ _SHARING = (
     select(StoryKeyRow.story_id, _SHARED)
     .join(StoryRow, StoryRow.id == StoryKeyRow.story_id)
     .where(StoryKeyRow.key.in_(bindparam("keys", expanding=True)))
-    .where(StoryKeyRow.last_seen_at >= bindparam("keys_since"))
+    .where(StoryKeyRow.last_seen_at.in_(bindparam("key_days", expanding=True)))
     .where(StoryRow.last_seen_at >= bindparam("since"))
     .group_by(StoryKeyRow.story_id)
     .order_by(_SHARED.desc(), StoryKeyRow.story_id.desc())
     .limit(MAX_CANDIDATES)
 ).subquery()
+_NEWEST_KEY_DAY = select(func.max(StoryKeyRow.last_seen_at))
 _CANDIDATES = (
     select(*_STORY_COLUMNS)
     .join(_SHARING, _SHARING.c.story_id == StoryRow.id)

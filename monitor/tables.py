@@ -268,7 +268,8 @@ class StoryKeyRow(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     # the start of the day (UTC) the story was last seen, to skip old stories
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    __table_args__ = (Index("ix_story_keys_key", "key", "last_seen_at"),)
+    # by day first: a poll's keys go near the end of the index; a look-up seeks each day
+    __table_args__ = (Index("ix_story_keys_seen_key", "last_seen_at", "key", "story_id"),)
 
 
 class ArticleBandRow(Base):

@@ -20,7 +20,14 @@ from monitor.errors import StoreError
 from monitor.messages import build_message
 from monitor.models import AlertPlan, Article, FetchOutcome, Mention, NewArticle
 from monitor.resources import migrations_dir
-from monitor.store import _BAND_PAIRS, _BY_TITLE, DELIVERY_LEASE, LogFilter, Store
+from monitor.store import (
+    _BAND_PAIRS,
+    _BY_TITLE,
+    _CANDIDATES,
+    DELIVERY_LEASE,
+    LogFilter,
+    Store,
+)
 from monitor.stories import band_keys, text_signature
 from monitor.tables import Base, UTCDateTime
 
@@ -77,6 +84,23 @@ def test_the_same_titles_are_looked_up_by_day(tmp_path: Path) -> None:
     store.close()
     assert plan[0] == (
         "SEARCH articles USING INDEX ix_articles_day_title_key (day=? AND title_key=?)"
+    ), plan
+
+
+def test_the_stories_sharing_terms_are_looked_up_by_day(tmp_path: Path) -> None:
+    """The look-up of the open stories sharing an article's terms seeks each day of the
+    day-first index of story keys and reads nothing else of them."""
+    store = Store.open(f"sqlite:///{tmp_path / 'x.db'}")
+    store.upgrade()
+    days = [NOW, NOW + timedelta(days=1)]
+    query = _CANDIDATES.params(keys=["actor:a", "b"], since=NOW, key_days=days, until=NOW)
+    compiled = query.compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True})
+    with store.engine.connect() as conn:
+        plan = [r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")]
+    store.close()
+    assert (
+        "SEARCH story_keys USING COVERING INDEX ix_story_keys_seen_key (last_seen_at=? AND key=?)"
+        in plan
     ), plan
 
 
