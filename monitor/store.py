@@ -1868,7 +1868,7 @@ def _article_row(source_id: int, item: NewArticle, now: datetime) -> dict[str, A
         url_key=f.url_key if f else None,
         title_key=f.title_key if f else None,
         minhash=f.minhash if f else None,
-        day=_day(article.published or now),  # as _seen_or_published has it
+        day=_came_out(item, now),
     )
 
 
@@ -1876,8 +1876,13 @@ def _band_rows(article_id: int, item: NewArticle, now: datetime) -> list[tuple[i
     """(article, band, day) for each MinHash band of the article."""
     if item.story is None:
         return []
-    day = _day(item.article.published or now)  # as _seen_or_published has it
+    day = _came_out(item, now)
     return [(article_id, band, day) for band in item.story.bands]
+
+
+def _came_out(item: NewArticle, now: datetime) -> int:
+    """The UTC day a new article came out, as ``_seen_or_published`` has it."""
+    return _day(item.article.published or now)
 
 
 def _mention_row(article_id: int, m: Mention) -> dict[str, Any]:
