@@ -3,6 +3,7 @@ is set up for a daemon, and writing is idempotent."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -356,7 +357,9 @@ def test_upgrading_keeps_the_bands_each_with_its_day(store: Store) -> None:
     store.upgrade()
 
 
-def test_upgrading_works_out_signatures_and_bands_again(store: Store) -> None:
+def test_upgrading_works_out_signatures_and_bands_again(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
     """0009 → 0010 gives each stored article rensa's signature of its text and its integer
     bands, each with the UTC day it came out; going back clears them."""
     store.downgrade("0009")
@@ -377,7 +380,9 @@ def test_upgrading_works_out_signatures_and_bands_again(store: Store) -> None:
                 " select id, '00ab', 1 from articles"
             )
         )
-    store.upgrade()
+    with caplog.at_level(logging.INFO, logger="monitor.store"):
+        store.upgrade()
+    assert "migration 0010: signatures worked out again for 1 stored articles" in caplog.messages
     signature = text_signature(title, body)
     assert signature is not None
     with store.engine.connect() as conn:

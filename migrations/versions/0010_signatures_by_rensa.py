@@ -10,6 +10,7 @@ Create Date: 2026-11-22
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -25,6 +26,8 @@ depends_on = None
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _CHUNK = 1000
+_TOLD_EVERY = 50 * _CHUNK  # a log line every so many articles: a large log takes minutes
+_LOG = logging.getLogger("monitor.store")
 _ARTICLES = sa.table(
     "articles",
     sa.column("id", _ID),
@@ -46,7 +49,7 @@ _BANDS = sa.table(
 def upgrade() -> None:
     _new_table("article_bands", sa.BigInteger())
     conn = op.get_bind()
-    last = 0
+    last = done = 0
     while True:
         rows = conn.execute(
             sa.select(
@@ -79,6 +82,12 @@ def upgrade() -> None:
         ]
         if bands:
             conn.execute(sa.insert(_BANDS), bands)
+        done += len(rows)
+        if done % _TOLD_EVERY == 0:
+            _LOG.info(
+                "migration 0010: signatures worked out again for %d stored articles so far", done
+            )
+    _LOG.info("migration 0010: signatures worked out again for %d stored articles", done)
 
 
 def downgrade() -> None:
