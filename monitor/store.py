@@ -1466,7 +1466,7 @@ def _earlier_copies(
     for keys in _chunks(list(unique(f.title_key for _, f in new if f.title_key)), 500):
         for r in conn.execute(_BY_TITLE, dict(keys=keys, days=days)):
             by_title.setdefault(r.title_key, []).append(r)
-    banded = _sharing_bands(conn, new)
+    banded = _sharing_bands(conn, new, days)
     texts: dict[int, Any] = {}
     for ids in _chunks(sorted({i for found in banded.values() for i in found}), 500):
         texts.update((r.id, r) for r in conn.execute(_TEXTS, dict(ids=ids)))
@@ -1493,13 +1493,12 @@ def _within(f: StoryFeatures, row: Any) -> bool:
 
 
 def _sharing_bands(
-    conn: Connection, new: Sequence[tuple[int, StoryFeatures]]
+    conn: Connection, new: Sequence[tuple[int, StoryFeatures]], days: list[int]
 ) -> dict[int, set[int]]:
     """For each of a poll's articles, the articles stored before it that share a MinHash
-    band with it, seen within the days of the poll's windows: pairs found by the database
-    from the bands the poll has just written, each pair once."""
+    band with it, seen on ``days`` (those of the poll's windows): pairs found by the
+    database from the bands the poll has just written, each pair once."""
     with_text = [(article_id, f) for article_id, f in new if f.minhash is not None and f.bands]
-    days = _window_days(f for _, f in with_text)
     sharing: dict[int, set[int]] = {article_id: set() for article_id, _ in with_text}
     for chunk in _chunks([article_id for article_id, _ in with_text], 100):
         for article_id, earlier in conn.execute(_BAND_PAIRS, dict(days=days, ids=chunk)):

@@ -149,7 +149,7 @@ def article_features(
     tracked actors that are places. Only an article that can join stories (it names a tracked
     actor or topic) is given distinctive terms and places: the others are compared as copies
     only."""
-    minhash = text_signature(article.title, article.text or article.summary)
+    minhash = text_signature(article.title, article.text, article.summary)
     features = StoryFeatures(
         at=at,
         outlet=outlet,
@@ -305,10 +305,11 @@ def _event_places(
     return unique(found)
 
 
-def text_signature(title: str, text: str) -> bytes | None:
-    """The MinHash signature of a text's word shingles, as rensa's ``RMinHash`` works it out:
-    ``NUM_PERM`` 32-bit values, little-endian. None for a text too short to compare."""
-    shingles = _shingles(f"{title}\n{text}")
+def text_signature(title: str, text: str, summary: str = "") -> bytes | None:
+    """The MinHash signature of the word shingles of a title and text (the summary where
+    there is no text), as rensa's ``RMinHash`` works it out: ``NUM_PERM`` 32-bit values,
+    little-endian. None for a text too short to compare."""
+    shingles = _shingles(f"{title}\n{text or summary}")
     if len(shingles) < MIN_SHINGLES:
         return None
     signature = RMinHash(NUM_PERM, _SEED)

@@ -67,7 +67,7 @@ def upgrade() -> None:
         if not rows:
             break
         last = rows[-1].id
-        signatures = [(r, text_signature(r.title, r.text or r.summary)) for r in rows]
+        signatures = [(r, text_signature(r.title, r.text, r.summary)) for r in rows]
         conn.execute(
             sa.update(_ARTICLES)
             .where(_ARTICLES.c.id == sa.bindparam("article"))
