@@ -624,9 +624,8 @@ class Store:
         if conn.dialect.name == "postgresql":
             conn.execute(select(func.pg_advisory_xact_lock(STORY_LOCK)))
         if story_id is None:
-            row = _best_candidate(features, _candidates(conn, features))
-        else:
-            row = conn.execute(_STORY, dict(story=story_id)).one()
+            story_id = best_story(features, _candidates(conn, features))
+        row = None if story_id is None else conn.execute(_STORY, dict(story=story_id)).one()
         story = _grow_story(conn, row, item.article, features, profile=original is None)
         placed[article_id] = _Placed(story.id, duplicate_of)
         return StoryAssignment(story, row is None, features.outlet, duplicate_of)
@@ -1513,9 +1512,9 @@ def _window_days(features: Iterable[StoryFeatures]) -> list[int]:
     )
 
 
-def _candidates(conn: Connection, f: StoryFeatures) -> Sequence[Any]:
-    """Open stories sharing the most keys with the article, each its whole row: seen within
-    the window, at most ``MAX_CANDIDATES``."""
+def _candidates(conn: Connection, f: StoryFeatures) -> list[Candidate]:
+    """Open stories sharing the most keys with the article, each its id and profile (only
+    the one it joins is read whole): seen within the window, at most ``MAX_CANDIDATES``."""
     keys = [term for term, _ in f.terms]
     if not keys:
         return []
@@ -1524,16 +1523,10 @@ def _candidates(conn: Connection, f: StoryFeatures) -> Sequence[Any]:
     if newest is None:
         return []
     days = [_day_start(since) + timedelta(days=n) for n in range(_day(newest) - _day(since) + 1)]
-    return conn.execute(
+    rows = conn.execute(
         _CANDIDATES, dict(keys=keys, since=since, key_days=days, until=f.at + f.window)
-    ).all()
-
-
-def _best_candidate(f: StoryFeatures, rows: Sequence[Any]) -> Any:
-    """The row of the story the article joins, or None."""
-    by_id = {row.id: row for row in rows}
-    chosen = best_story(f, [Candidate(row.id, _story_profile(row.profile)) for row in rows])
-    return None if chosen is None else by_id[chosen]
+    )
+    return [Candidate(row.id, _story_profile(row.profile)) for row in rows]
 
 
 @functools.lru_cache(maxsize=512)  # a profile's text and terms: 10 KB or so each
@@ -1937,10 +1930,8 @@ _INSERT_BANDS = (
     " VALUES ({mark}, {mark}, {mark})"
 )
 # a story's row with its profile as the JSON text, which ``_story_profile`` reads once
-_STORY_COLUMNS = (
-    *(c for c in StoryRow.__table__.c if c.name != "profile"),
-    cast(StoryRow.profile, Text).label("profile"),
-)
+_PROFILE = cast(StoryRow.profile, Text).label("profile")
+_STORY_COLUMNS = (*(c for c in StoryRow.__table__.c if c.name != "profile"), _PROFILE)
 _SHARED = func.count(StoryKeyRow.key).label("shared")
 _SHARING = (
     select(StoryKeyRow.story_id, _SHARED)
@@ -1954,7 +1945,7 @@ _SHARING = (
 ).subquery()
 _NEWEST_KEY_DAY = select(func.max(StoryKeyRow.last_seen_at))
 _CANDIDATES = (
-    select(*_STORY_COLUMNS)
+    select(StoryRow.id, _PROFILE)
     .join(_SHARING, _SHARING.c.story_id == StoryRow.id)
     .where(StoryRow.first_seen_at <= bindparam("until"))
 )
