@@ -1457,7 +1457,9 @@ def _earlier_copies(
     window. Looked up for the whole poll at once, a few statements in all."""
     if not new:
         return {}
-    days = _window_days(f for _, f in new)
+    newest = conn.execute(_NEWEST_DAY).scalar_one()
+    assert newest is not None  # this poll's articles are in already
+    days = [day for day in _window_days(f for _, f in new) if day <= newest]  # none later
     first_by_url: dict[str, Any] = {}
     for keys in _chunks(list(unique(f.url_key for _, f in new if f.url_key)), 500):
         first_by_url.update((r.url_key, r) for r in conn.execute(_FIRST_BY_URL, dict(keys=keys)))
@@ -1506,7 +1508,7 @@ def _sharing_bands(
 
 
 def _window_days(features: Iterable[StoryFeatures]) -> list[int]:
-    """The UTC days that the windows of articles reach (days as the index has them)."""
+    """The UTC days that the windows of articles reach (days as the indexes have them)."""
     return sorted(
         {d for f in features for d in range(_day(f.at - f.window), _day(f.at + f.window) + 1)}
     )
@@ -1910,6 +1912,7 @@ _BY_TITLE = (
     .where(ArticleRow.title_key.in_(bindparam("keys", expanding=True)))
     .order_by(ArticleRow.id)
 )
+_NEWEST_DAY = select(func.max(ArticleRow.day))
 _NEW_BAND = aliased(ArticleBandRow)
 _BAND_PAIRS = (
     select(_NEW_BAND.article_id, ArticleBandRow.article_id)
