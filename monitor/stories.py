@@ -310,10 +310,10 @@ def text_signature(title: str, text: str, summary: str = "") -> bytes | None:
     there is no text), as rensa's ``RMinHash`` works it out: ``NUM_PERM`` 32-bit values,
     little-endian. None for a text too short to compare."""
     shingles = _shingles(f"{title}\n{text or summary}")
-    if len(shingles) < MIN_SHINGLES:
+    if not _distinct_at_least(shingles, MIN_SHINGLES):
         return None
     signature = RMinHash(NUM_PERM, _SEED)
-    signature.update(shingles)
+    signature.update(shingles)  # a shingle given twice changes nothing: it is a set's minimum
     return struct.pack(f"<{NUM_PERM}I", *signature.digest())
 
 
@@ -328,12 +328,22 @@ def band_keys(signature: bytes) -> tuple[int, ...]:
 
 
 def _shingles(text: str) -> list[str]:
-    """The distinct runs of ``SHINGLE_WORDS`` words of the folded text (its ASCII
-    punctuation left out)."""
+    """The runs of ``SHINGLE_WORDS`` words of the folded text (its ASCII punctuation left
+    out), in order, repeats and all."""
     encoded = fold_string(text).encode("utf-8", "surrogatepass").translate(_NOT_WORD)
     words = encoded.decode("utf-8", "surrogatepass").split()
     runs = zip(*(words[i:] for i in range(SHINGLE_WORDS)), strict=False)
-    return list(set(map(" ".join, runs)))
+    return list(map(" ".join, runs))
+
+
+def _distinct_at_least(items: Iterable[str], count: int) -> bool:
+    """Whether ``items`` hold ``count`` different ones, reading no further than it takes."""
+    seen: set[str] = set()
+    for item in items:
+        seen.add(item)
+        if len(seen) >= count:
+            return True
+    return False
 
 
 def _heaviest(items: Iterable[tuple[str, float]], count: int) -> list[tuple[str, float]]:

@@ -25,6 +25,7 @@ from monitor.pipeline import Pipeline
 from monitor.runtime import load_runtime
 from monitor.store import LogFilter, Store, StoryRecord
 from monitor.stories import (
+    MIN_SHINGLES,
     NEAR_DUPLICATE,
     NUM_PERM,
     _shingles,
@@ -234,6 +235,18 @@ def test_signatures_estimate_the_shingles_overlap() -> None:
         estimate = sum(a == b for a, b in same) / NUM_PERM
         assert abs(estimate - jaccard) < 0.2, (name, estimate, jaccard)
         assert near_duplicate(signature, other) == (estimate >= NEAR_DUPLICATE)
+
+
+def test_only_a_text_of_enough_different_shingles_is_signed() -> None:
+    """A text is signed when it holds ``MIN_SHINGLES`` different runs of three words: ten
+    words are enough, nine are not, and neither is a seven-word phrase said over and over,
+    however long, as it holds only seven different runs."""
+    assert MIN_SHINGLES == 8
+    ten = "one two three four five six seven eight nine ten"
+    assert text_signature("", ten) is not None
+    assert text_signature("", ten.removesuffix(" ten")) is None
+    assert text_signature("Buy", "now at the lowest price ever buy " * 100) is None
+    assert text_signature("Buy", "now at the lowest price ever again buy " * 100) is not None
 
 
 def values(signature: bytes) -> tuple[int, ...]:
