@@ -91,6 +91,7 @@ from monitor.tables import (
     AlertRow,
     ArticleBandRow,
     ArticleRow,
+    Base,
     DeliveryRow,
     FetchRow,
     MatchRow,
@@ -572,11 +573,10 @@ class Store:
             _mention_row(article_id, m) for article_id, item in stored for m in item.mentions
         ]
         if mentions:
-            conn.execute(self._insert(MentionRow), mentions)
+            _insert_plain(conn, MentionRow, _MENTION_COLUMNS, mentions)
         bands = [row for article_id, item in stored for row in _band_rows(article_id, item, now)]
-        if bands:  # sixteen rows an article: through the driver, which takes them as they are
-            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            conn.exec_driver_sql(_INSERT_BANDS.format(mark=mark), bands)
+        if bands:
+            _insert_plain(conn, ArticleBandRow, _BAND_COLUMNS, bands)
         return ids
 
     def _file_article(
@@ -1879,16 +1879,23 @@ def _came_out(item: NewArticle, now: datetime) -> int:
     return _day(item.article.published or now)
 
 
-def _mention_row(article_id: int, m: Mention) -> dict[str, Any]:
-    return dict(
-        article_id=article_id,
-        kind=m.kind,
-        entity_id=m.id,
-        field=m.field,
-        start=m.start,
-        end=m.end,
-        text=m.text,
-        alias=m.alias,
+def _mention_row(article_id: int, m: Mention) -> tuple[int, str, str, str, int, int, str, str]:
+    return (article_id, m.kind, m.id, m.field, m.start, m.end, m.text, m.alias)
+
+
+def _insert_plain(
+    conn: Connection, table: type[Base], columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert rows of plain values (numbers and text, in ``columns`` order) through the driver,
+    which takes them as they are: for the tables a poll writes many rows to (an article's
+    mentions and MinHash bands), where building each row's parameters costs more than the
+    insert itself."""
+    quote = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(
+        f"INSERT INTO {quote(table.__tablename__)} ({', '.join(map(quote, columns))})"
+        f" VALUES ({', '.join([mark] * len(columns))})",
+        rows,
     )
 
 
@@ -1928,10 +1935,8 @@ _BAND_PAIRS = (
 _TEXTS = select(*_COLUMNS, ArticleRow.minhash, _seen_or_published(ArticleRow).label("seen")).where(
     ArticleRow.id.in_(bindparam("ids", expanding=True))
 )
-_INSERT_BANDS = (
-    f"INSERT INTO {ArticleBandRow.__tablename__} (article_id, band, day)"
-    " VALUES ({mark}, {mark}, {mark})"
-)
+_MENTION_COLUMNS = ("article_id", "kind", "entity_id", "field", "start", "end", "text", "alias")
+_BAND_COLUMNS = ("article_id", "band", "day")
 # a story's row with its profile as the JSON text, which ``_story_profile`` reads once
 _PROFILE = cast(StoryRow.profile, Text).label("profile")
 _STORY_COLUMNS = (*(c for c in StoryRow.__table__.c if c.name != "profile"), _PROFILE)
