@@ -157,7 +157,7 @@ def ends_word(text: str, end: int) -> bool:
     return not is_word_char(after) or not is_word_char(text[end - 1])
 
 
-# Where the text is not a word, a space: ASCII in one C pass, the rest character by character.
+# Where the text is not a word, a space: ASCII in one C pass, the rest by the characters found.
 _ASCII_SPACES = bytes(
     b if chr(b).isalnum() or chr(b) == "'" or b >= 128 else 32 for b in range(256)
 )
@@ -167,6 +167,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # word-spaced text). Filled as characters are first met; a dict's item assignment is atomic.
 _OUTSIDE_WORDS: dict[str, bool] = {}
 _HAS_UNSPACED = re.compile("[" + "".join(f"{low}-{high}" for low, high in _UNSPACED) + "]")
+_NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]")
 
 
 def word_spaced(text: str) -> str:
@@ -174,24 +175,55 @@ def word_spaced(text: str) -> str:
     length: scripts without spaces, punctuation, and apostrophes except inside a word
     ("xi'an", "o'sullivan"; a possessive "'s" ends the word). A form found between spaces in
     it is a whole word in ``text``."""
-    encoded = text.encode("utf-8", "surrogatepass").translate(_ASCII_SPACES)
-    spaced = encoded.decode("utf-8", "surrogatepass")
+    encoded = text.encode("utf-8", "surrogatepass")
+    spaced = encoded.translate(_ASCII_SPACES).decode("utf-8", "surrogatepass")
     if "'" in spaced:
         spaced = _loose_apostrophes(spaced)
     if not text.isascii():
-        others = spaced.encode("utf-8", "surrogatepass").translate(None, _ASCII)
-        for char in set(others.decode("utf-8", "surrogatepass")):
-            outside = _OUTSIDE_WORDS.get(char)
-            if outside is None:
-                outside = not is_word_char(char) or is_unspaced_script(char)
-                _OUTSIDE_WORDS[char] = outside
-            if outside:
-                spaced = spaced.replace(char, " ")
+        spaced = _spaced_others(spaced, encoded.translate(None, _ASCII))
     return spaced
+
+
+def _spaced_others(text: str, others: bytes) -> str:
+    """``text`` with its non-ASCII characters outside words turned into spaces: ``others``
+    is those characters of it, in UTF-8. Letters and digits are outside words only in scripts
+    without spaces, which all lie above U+0800 (where UTF-8 takes three bytes or more)."""
+    chars = others.decode("utf-8", "surrogatepass")
+    if not chars.isalnum():
+        for char in set(_NOT_LETTER_OR_DIGIT.findall(chars)):
+            if _outside_words(char):
+                text = text.replace(char, " ")
+    if len(others) > 2 * len(chars) and _HAS_UNSPACED.search(chars):
+        text = _HAS_UNSPACED.sub(" ", text)
+    return text
+
+
+def _outside_words(char: str) -> bool:
+    outside = _OUTSIDE_WORDS.get(char)
+    if outside is None:
+        outside = _OUTSIDE_WORDS[char] = not is_word_char(char) or is_unspaced_script(char)
+    return outside
+
+
+# An apostrophe with no letter or digit on one side of it; then, among those left (all inside
+# a word), a possessive "'s". Both read letters and digits as the regular expression's word
+# characters less "_", which are is_word_char's but for combining marks.
+_APOSTROPHE_OUTSIDE = re.compile(r"'(?:(?<![^\W_]')|(?![^\W_]))")
+_POSSESSIVE = re.compile(r"'s(?![^\W_])")
+# An apostrophe next to a character outside ASCII that is neither a letter nor a digit: a
+# combining mark there is part of the word.
+_APOSTROPHE_BY_OTHER = re.compile(r"'(?:(?<=[^\w\x00-\x7f]')|s?[^\w\x00-\x7f])")
 
 
 def _loose_apostrophes(text: str) -> str:
     """Apostrophes outside words become spaces; a possessive "'s" becomes two."""
+    if not text.isascii() and _APOSTROPHE_BY_OTHER.search(text):
+        return _loose_apostrophes_each(text)
+    return _POSSESSIVE.sub("  ", _APOSTROPHE_OUTSIDE.sub(" ", text))
+
+
+def _loose_apostrophes_each(text: str) -> str:
+    """``_loose_apostrophes`` one apostrophe at a time, reading words as is_word_char does."""
     pieces, cursor = [], 0
     at = text.find("'")
     while at >= 0:
