@@ -242,10 +242,11 @@ class EntityClause(Clause):
 
 
 class WordsClause(Clause):
-    """A word, a phrase, a wildcard or a regular expression, as whole words."""
+    """A word, a phrase, a wildcard or a regular expression, as whole words. ``needs`` is text
+    that every match holds: a field without it is not searched."""
 
-    def __init__(self, label: str, scope: str | None, find: Any) -> None:
-        self.label, self.find = label, find
+    def __init__(self, label: str, scope: str | None, find: Any, needs: str = "") -> None:
+        self.label, self.find, self.needs = label, find, needs
         self.fields: tuple[str, ...] = (scope,) if scope else TEXT_FIELDS
 
     def test(self, view: ArticleView) -> Evidence | None:
@@ -257,6 +258,8 @@ class WordsClause(Clause):
             if not source:
                 continue
             haystack = view.folded(name)
+            if self.needs not in haystack.text:
+                continue
             for start, end in self.find(haystack.text):
                 if starts_word(haystack.text, start) and ends_word(haystack.text, end):
                     src_start, src_end = haystack.span_in_source(start, end)
@@ -832,10 +835,8 @@ class _OneQuery:
             )
             # the longest run of plain letters: where it is not in the text, nothing matches
             literal = max(re.split(r"[*?]", needle), key=len)
-            return WordsClause(
-                text, scope, lambda t: _pattern_spans(pattern, t) if literal in t else []
-            )
-        return WordsClause(text, scope, lambda t: _plain_spans(needle, t))
+            return WordsClause(text, scope, lambda t: _pattern_spans(pattern, t), literal)
+        return WordsClause(text, scope, lambda t: _plain_spans(needle, t), needle)
 
     def _regex(self, node: tree.Regex, scope: str | None) -> Clause:
         source = str(node.value)[1:-1]
