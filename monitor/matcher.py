@@ -314,9 +314,10 @@ class Matcher:
             padded = f" {word_spaced(text)} "
             for variants, start, last in self._spaced.find(padded):  # " words ": trim spaces
                 end = last - 2
-                for v in variants:
-                    if v.fits(text, start, end):
-                        found.append(v.at(start, end))
+                for variant in variants:
+                    place = variant.place(text, start, end)
+                    if place is not None:
+                        found.append(place)
         if self._unspaced is not None and not text.isascii() and _HAS_UNSPACED.search(text):
             for entry, start, end in self._unspaced.find(text):
                 if starts_word(text, start) and ends_word(text, end):
@@ -351,15 +352,17 @@ class _Variant:
     trail: str
     entry: _Entry
 
-    def fits(self, text: str, start: int, end: int) -> bool:
-        return (
-            text[start:end] == self.words
-            and text[start - len(self.lead) : start] == self.lead
-            and text[end : end + len(self.trail)] == self.trail
-        )
-
-    def at(self, start: int, end: int) -> tuple[int, int, _Entry]:
-        return start - len(self.lead), end + len(self.trail), self.entry
+    def place(self, text: str, start: int, end: int) -> tuple[int, int, _Entry] | None:
+        """(start, end, entry) of the key in folded ``text``, whose word-spaced form has its
+        words at ``start:end``; None where the text does not have it as written."""
+        if text[start:end] != self.words:
+            return None
+        if not (self.lead or self.trail):
+            return start, end, self.entry
+        lead, trail = len(self.lead), len(self.trail)
+        if text[start - lead : start] != self.lead or text[end : end + trail] != self.trail:
+            return None
+        return start - lead, end + trail, self.entry
 
 
 class _Automaton(Generic[_Value]):
@@ -539,9 +542,10 @@ def _gives_way(
 ) -> bool:
     """Whether a weak hit overlaps a strong hit of one of its own entities."""
     for form in forms:
-        index = strong.get((hit.field, form.entity.id))
-        if form.weak and index is not None and index.overlaps(hit.start, hit.end):
-            return True
+        if form.weak:
+            index = strong.get((hit.field, form.entity.id))
+            if index is not None and index.overlaps(hit.start, hit.end):
+                return True
     return False
 
 
@@ -561,10 +565,11 @@ def _strong_positions(chosen: list[tuple[_Hit, tuple[_Form, ...]]]) -> _Position
     """Where each entity is named by a strong form: (kind, id) → [(field rank, field, start)]."""
     positions: _Positions = {}
     for hit, forms in chosen:
+        position = _position(hit)
         for form in forms:
             if not form.weak:
                 key = (form.entity.kind, form.entity.id)
-                positions.setdefault(key, []).append(_position(hit))
+                positions.setdefault(key, []).append(position)
     return positions
 
 
