@@ -26,6 +26,7 @@ same for every clause of the tree, so a user can see which clause failed.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import re
 from abc import ABC, abstractmethod
@@ -224,7 +225,7 @@ class Clause(ABC):
     def explain(self, view: ArticleView) -> Outcome:
         return Outcome(self.text, self.test(view), tuple(p.explain(view) for p in self.parts))
 
-    @property
+    @functools.cached_property
     def monotone(self) -> bool:
         """True when adding text can only make it true: no NOT beneath it."""
         return all(p.monotone for p in self.parts)
