@@ -168,6 +168,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _OUTSIDE_WORDS: dict[str, bool] = {}
 _HAS_UNSPACED = re.compile("[" + "".join(f"{low}-{high}" for low, high in _UNSPACED) + "]")
 _NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]")
+# Every byte but those that begin a character of three or four bytes in UTF-8 (U+0800 on).
+_SHORT_UTF8 = bytes(range(0xE0))
 
 
 def word_spaced(text: str) -> str:
@@ -182,6 +184,16 @@ def word_spaced(text: str) -> str:
     if not text.isascii():
         spaced = _spaced_others(spaced, encoded.translate(None, _ASCII))
     return spaced
+
+
+def _has_unspaced(text: str) -> bool:
+    """Whether ``text`` has a character of a script without spaces. All of them take three
+    bytes or more in UTF-8, so text without such characters (Latin, Greek, Cyrillic, Arabic …)
+    is told by one pass over its bytes, not a search of its characters."""
+    if text.isascii():
+        return False
+    long_chars = text.encode("utf-8", "surrogatepass").translate(None, _SHORT_UTF8)
+    return bool(long_chars) and _HAS_UNSPACED.search(text) is not None
 
 
 def _spaced_others(text: str, others: bytes) -> str:
@@ -318,7 +330,7 @@ class Matcher:
                     place = variant.place(text, start, end)
                     if place is not None:
                         found.append(place)
-        if self._unspaced is not None and not text.isascii() and _HAS_UNSPACED.search(text):
+        if self._unspaced is not None and _has_unspaced(text):
             for entry, start, end in self._unspaced.find(text):
                 if starts_word(text, start) and ends_word(text, end):
                     found.append((start, end, entry))
