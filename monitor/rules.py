@@ -28,6 +28,8 @@ from __future__ import annotations
 import bisect
 import functools
 import hashlib
+import itertools
+import operator
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -157,11 +159,29 @@ class ArticleView:
         return self._cache[key]
 
 
-_WORD_OR_IDEOGRAPH = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff]|[^\W\u2e80-\u9fff\uf900-\ufaff]+")
+_IDEOGRAPHS = "\u2e80-\u9fff\uf900-\ufaff"
+_WORD_OR_IDEOGRAPH = re.compile(f"[{_IDEOGRAPHS}]|[^\\W{_IDEOGRAPHS}]+")
+_IDEOGRAPH = re.compile(f"[{_IDEOGRAPHS}]")
+_NOT_WORD = re.compile(r"\W")
+# ASCII letters, digits and "_" as they are, the rest of ASCII a space, other bytes as they are
+_ASCII_WORDS = bytes(b if b >= 128 or chr(b).isalnum() or b == ord("_") else 32 for b in range(256))
+_ASCII = bytes(range(128))
 
 
 def _word_starts(text: str) -> list[int]:
-    return [m.start() for m in _WORD_OR_IDEOGRAPH.finditer(text)]
+    """Where each word of ``text`` begins: a run of letters, digits and "_", or a single
+    ideograph (Chinese and Japanese are written without spaces)."""
+    encoded = text.encode("utf-8", "surrogatepass")
+    others = encoded.translate(None, _ASCII).decode("utf-8", "surrogatepass")
+    if _IDEOGRAPH.search(others):
+        return [m.start() for m in _WORD_OR_IDEOGRAPH.finditer(text)]
+    spaced = encoded.translate(_ASCII_WORDS).decode("utf-8", "surrogatepass")
+    for char in set(_NOT_WORD.findall(others)):
+        spaced = spaced.replace(char, " ")
+    # Between spaces, the words: piece i begins after the i pieces and i spaces before it.
+    pieces = spaced.split(" ")
+    begins = map(operator.add, itertools.accumulate(map(len, pieces), initial=0), itertools.count())
+    return list(itertools.compress(begins, pieces))
 
 
 def _sentences(text: str, lang: str) -> list[tuple[int, int]]:
