@@ -5,8 +5,8 @@ of words, possessives, combining marks, scripts without spaces, lone surrogates)
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
+from texts import THOROUGHLY, texts
 
 from monitor.matcher import is_unspaced_script, is_word_char, word_spaced
 
@@ -34,14 +34,10 @@ TRICKY = (
     "''''sssS aZ09_-.,\"éÉдאΣ\u0301\u0308\u0903\u064e\u0e31กข习近平。，…€★²Ⅻ٣"
     "\U0002a6d6\U0001f600\ud800\udfff\u00a0"
 )
-TEXT = st.lists(st.one_of(st.sampled_from(TRICKY), st.characters()), max_size=40).map("".join)
-SETTINGS = settings(
-    max_examples=1000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
 
 
-@SETTINGS
-@given(TEXT)
+@THOROUGHLY
+@given(texts(TRICKY))
 def test_word_spaced_is_the_character_by_character_definition(text: str) -> None:
     assert word_spaced(text) == reference_spaced(text)
 

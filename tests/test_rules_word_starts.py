@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
+from texts import THOROUGHLY, texts
 
 from monitor.rules import _word_starts
 
@@ -21,14 +21,10 @@ def reference_starts(text: str) -> list[int]:
 
 
 TRICKY = "  aZ09_-.,'\"\n\téÉдΣ\u0301\u00a0\u2019\u201c…€²Ⅻ٣习近平。ก\U0002a6d6\U0001f600\ud800"
-TEXT = st.lists(st.one_of(st.sampled_from(TRICKY), st.characters()), max_size=40).map("".join)
-SETTINGS = settings(
-    max_examples=1000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
 
 
-@SETTINGS
-@given(TEXT)
+@THOROUGHLY
+@given(texts(TRICKY))
 def test_word_starts_is_the_regular_expression(text: str) -> None:
     assert _word_starts(text) == reference_starts(text)
 
