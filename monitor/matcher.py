@@ -199,13 +199,13 @@ def _has_unspaced(text: str) -> bool:
 def _spaced_others(text: str, others: bytes) -> str:
     """``text`` with its non-ASCII characters outside words turned into spaces: ``others``
     is those characters of it, in UTF-8. Letters and digits are outside words only in scripts
-    without spaces, which all lie above U+0800 (where UTF-8 takes three bytes or more)."""
+    without spaces."""
     chars = others.decode("utf-8", "surrogatepass")
     if not chars.isalnum():
         for char in set(_NOT_LETTER_OR_DIGIT.findall(chars)):
             if _outside_words(char):
                 text = text.replace(char, " ")
-    if len(others) > 2 * len(chars) and _HAS_UNSPACED.search(chars):
+    if _has_unspaced(chars):
         text = _HAS_UNSPACED.sub(" ", text)
     return text
 
