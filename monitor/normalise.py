@@ -91,6 +91,12 @@ _FOLD_MAP = {
     "\u00ad": "",
 }
 _ASCII = bytes(range(128))
+# Bytes that do not begin a character outside the Basic Multilingual Plane in UTF-8.
+_BELOW_ASTRAL = bytes(range(0xF0))
+# Text with more bytes outside ASCII than this is case-folded first (``_fold_cased``): then
+# only the few characters that case-folding does not settle are left to look up. With fewer,
+# looking up each distinct character is quicker.
+_FEW_OTHERS = 512
 # ASCII bytes folded as _fold_char folds their characters; the bytes of longer UTF-8 sequences
 # (0x80 and over) are left as they are.
 _FOLD_ASCII = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ`", b"abcdefghijklmnopqrstuvwxyz'")
@@ -146,27 +152,60 @@ def fold(text: str) -> FoldedText:
 
     Every character folds as ``_fold_char`` says. ASCII is folded a byte at a time by one
     ``bytes.translate``; then each distinct other character is replaced by its folded form,
-    looked up once. Where every character folds to one, folded and source offsets are the same;
-    characters folding to several ("ß" → "ss", "ﬁ" → "fi") or to none (a soft hyphen) are noted
-    so that offsets can be mapped across them.
+    looked up once. Long text outside ASCII (Cyrillic, Greek …) is case-folded by
+    ``str.casefold`` first instead, which leaves only a few characters to replace. Where every
+    character folds to one, folded and source offsets are the same; characters folding to
+    several ("ß" → "ss", "ﬁ" → "fi") or to none (a soft hyphen) are noted so that offsets can
+    be mapped across them.
     """
     encoded = text.encode("utf-8", "surrogatepass")
-    folded = encoded.translate(_FOLD_ASCII).decode("utf-8", "surrogatepass")
     if text.isascii():
-        return FoldedText(folded, range(len(text)))
-    uneven = []
-    for char in set(encoded.translate(None, _ASCII).decode("utf-8", "surrogatepass")):
+        return FoldedText(encoded.translate(_FOLD_ASCII).decode("ascii"), range(len(text)))
+    found = _replaced(*_partly_folded(text, encoded))
+    return _fold_each(text) if found is None else found
+
+
+def _partly_folded(text: str, encoded: bytes) -> tuple[str, set[str]]:
+    """``text`` (``encoded`` in UTF-8) folded but for some characters, which stand where the
+    source's do, and those characters."""
+    others = encoded.translate(None, _ASCII)
+    if len(others) > _FEW_OTHERS and not others.translate(None, _BELOW_ASTRAL):
+        cased = text.casefold()
+        if len(cased) == len(text):  # every character case-folded to one
+            return cased, set(_changed_after_casefold().findall(cased))
+    folded = encoded.translate(_FOLD_ASCII).decode("utf-8", "surrogatepass")
+    return folded, set(others.decode("utf-8", "surrogatepass"))
+
+
+def _replaced(text: str, chars: set[str]) -> FoldedText | None:
+    """``text``, folded but for ``chars``, with those replaced by their folded forms. None
+    where a replacement would be replaced in its turn."""
+    folded, uneven = text, []
+    for char in chars:
         replacement = _TABLE[ord(char)]
         if replacement == char:
             continue
-        if not _settled(replacement):  # its characters would be replaced in their turn
-            return _fold_each(text)
+        if not _settled(replacement):
+            return None
         folded = folded.replace(char, replacement)
         if len(replacement) != 1:
             uneven.append(char)
-    if not uneven:
-        return FoldedText(folded, range(len(text)))
-    return FoldedText(folded, _offsets(text, uneven))
+    return FoldedText(folded, _offsets(text, uneven) if uneven else range(len(text)))
+
+
+@functools.cache
+def _changed_after_casefold() -> re.Pattern[str]:
+    """The characters of the Basic Multilingual Plane that folding changes though case-folding
+    leaves them as they are: those of ``_FOLD_MAP`` and those with an accent to strip (they
+    have a canonical decomposition). Built when first needed, in some milliseconds."""
+    candidates = [
+        char
+        for char in map(chr, range(0x10000))
+        if char in _FOLD_MAP
+        or (unicodedata.decomposition(char)[:1] not in ("", "<") and char.casefold() == char)
+    ]
+    changed = [char for char in candidates if _TABLE[ord(char)] != char]
+    return re.compile("[" + "".join(map(re.escape, changed)) + "]")
 
 
 def _settled(folded: str) -> bool:

@@ -1,16 +1,21 @@
 """``fold`` against its definition: the character-by-character fold it replaced, kept here as the
 reference. Same folded text, same origin, same span in the source for every span, on arbitrary
-text, on every code point, and on a table of cases that take the unusual ways through it."""
+text, on every code point, and on a table of cases that take the unusual ways through it. Each
+check runs twice: as ``fold`` chooses its way, and with every text outside ASCII case-folded
+first (the way it takes for long text)."""
 
 from __future__ import annotations
 
 import sys
 import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor import normalise
 from monitor.normalise import FoldedText, fold, fold_string
 
 REFERENCE_MAP = {
@@ -49,7 +54,30 @@ def reference_span(origin: tuple[int, ...], start: int, end: int) -> tuple[int, 
     return origin[start], origin[end - 1] + 1
 
 
+@contextmanager
+def case_folded_first() -> Iterator[None]:
+    """``fold`` case-folds every text outside ASCII first, however short (and caches nothing)."""
+    few = normalise._FEW_OTHERS
+    normalise._FEW_OTHERS = -1
+    fold.cache_clear()
+    try:
+        yield
+    finally:
+        normalise._FEW_OTHERS = few
+        fold.cache_clear()
+
+
+def both_ways(check: Callable[[], None]) -> None:
+    check()
+    with case_folded_first():
+        check()
+
+
 def assert_same_as_reference(text: str) -> None:
+    both_ways(lambda: _assert_same_as_reference(text))
+
+
+def _assert_same_as_reference(text: str) -> None:
     expected_text, expected_origin = reference_fold(text)
     folded = fold(text)
     assert folded.text == expected_text
@@ -88,13 +116,26 @@ def test_fold_string_is_fold_of_the_nfkc_form(text: str) -> None:
 
 
 def test_every_code_point() -> None:
-    block = 64
-    for first in range(0, sys.maxunicode + 1, block):
-        text = "".join(map(chr, range(first, first + block)))
-        expected_text, expected_origin = reference_fold(f"A{text}z")
-        folded = fold(f"A{text}z")
-        assert folded.text == expected_text, hex(first)
-        assert list(folded.origin) == list(expected_origin), hex(first)
+    def check() -> None:
+        block = 64
+        for first in range(0, sys.maxunicode + 1, block):
+            text = "".join(map(chr, range(first, first + block)))
+            expected_text, expected_origin = reference_fold(f"A{text}z")
+            folded = fold(f"A{text}z")
+            assert folded.text == expected_text, hex(first)
+            assert list(folded.origin) == list(expected_origin), hex(first)
+
+    both_ways(check)
+
+
+def test_each_code_point_case_folded_first() -> None:
+    """Each character of the Basic Multilingual Plane on its own, case-folded first: that way
+    looks up only what case-folding leaves to change (text with characters beyond the plane
+    goes the other way)."""
+    with case_folded_first():
+        for code in range(0x80, 0x10000):
+            text = f"{chr(code)}Ж"
+            assert fold(text).text == reference_fold(text)[0], hex(code)
 
 
 @pytest.mark.parametrize(
