@@ -27,7 +27,7 @@ from typing import Generic, NamedTuple, TypeVar
 import ahocorasick_rs
 
 from monitor.models import TEXT_FIELDS, Article, FieldName, Mention
-from monitor.normalise import FoldedText, fold, fold_string
+from monitor.normalise import FoldedText, fold, fold_string, whole_characters
 from monitor.watchlist import Entity, Role, Watchlist
 
 
@@ -162,7 +162,6 @@ _ASCII_SPACES = bytes(
     b if chr(b).isalnum() or chr(b) == "'" or b >= 128 else 32 for b in range(256)
 )
 _ASCII = bytes(range(128))
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # Non-ASCII characters met so far, and whether each stands outside words (a space in the
 # word-spaced text). Filled as characters are first met; a dict's item assignment is atomic.
 _OUTSIDE_WORDS: dict[str, bool] = {}
@@ -397,7 +396,7 @@ class _Automaton(Generic[_Value]):
         try:
             found = self._automaton.find_matches_as_indexes(text, overlapping=True)
         except UnicodeEncodeError:  # a lone surrogate: no key holds one, so none matches it
-            text = _SURROGATE.sub("\ufffd", text)
+            text = whole_characters(text)
             found = self._automaton.find_matches_as_indexes(text, overlapping=True)
         return [(values[index], start, end) for index, start, end in found]
 

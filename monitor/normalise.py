@@ -91,6 +91,7 @@ _FOLD_MAP = {
     "\u00ad": "",
 }
 _ASCII = bytes(range(128))
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # Bytes that do not begin a character outside the Basic Multilingual Plane in UTF-8.
 _BELOW_ASTRAL = bytes(range(0xF0))
 # Text with more bytes outside ASCII than this is case-folded first (``_fold_cased``): then
@@ -124,6 +125,12 @@ def clean_text(text: str) -> str:
     return text.strip()
 
 
+def whole_characters(text: str) -> str:
+    """``text`` with each lone surrogate (half of a UTF-16 pair, which a JSON escape such as
+    ``\\ud800`` can spell and no UTF-8 text can hold) replaced by U+FFFD."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def fold_string(text: str) -> str:
     """The folded form of a short string such as an alias (no offsets kept)."""
     return fold(unicodedata.normalize("NFKC", text)).text
@@ -144,6 +151,15 @@ class FoldedText:
     def span_in_source(self, start: int, end: int) -> tuple[int, int]:
         """The span of the clean text that folded characters ``start:end`` came from."""
         return self.origin[start], self.origin[end - 1] + 1
+
+    @functools.cached_property
+    def utf8(self) -> bytes:
+        """The folded text in UTF-8, for searching by bytes: a lone surrogate (half of a UTF-16
+        pair, which UTF-8 cannot hold) as U+FFFD, so that the characters stay where they are."""
+        try:
+            return self.text.encode("utf-8")
+        except UnicodeEncodeError:
+            return whole_characters(self.text).encode("utf-8")
 
 
 @functools.lru_cache(maxsize=64)  # matching and then every rule read the same fields

@@ -30,7 +30,7 @@ import feedparser
 
 from monitor.errors import ParseError
 from monitor.models import Article, ParsedFeed
-from monitor.normalise import clean_text, html_to_text
+from monitor.normalise import clean_text, html_to_text, whole_characters
 
 #: The file types a folder source or the command line can hand to ``read_document``.
 DOCUMENT_SUFFIXES = (".txt", ".md", ".json")
@@ -386,16 +386,7 @@ def _json_item_article(item: object, feed: dict[str, Any], source: str) -> Artic
 
 def _json_str(obj: Mapping[str, Any], key: str) -> str:
     value = obj.get(key)
-    return _whole_characters(value) if isinstance(value, str) else ""
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _whole_characters(text: str) -> str:
-    """``text`` with each lone surrogate (half of a UTF-16 pair, which a JSON escape such as
-    ``\\ud800`` can spell and no UTF-8 text can hold) replaced by U+FFFD."""
-    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+    return whole_characters(value) if isinstance(value, str) else ""
 
 
 def _json_content(item: dict[str, Any]) -> str:
@@ -407,7 +398,7 @@ def _json_id(item: dict[str, Any]) -> str | None:
     value = item.get("id")
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None  # feeds in the wild use numbers although the spec says string
-    return _optional(_whole_characters(str(value)))
+    return _optional(whole_characters(str(value)))
 
 
 def _json_published(item: dict[str, Any]) -> datetime | None:
@@ -465,7 +456,7 @@ def _document_field(document: dict[str, Any], name: str, path: Path) -> str:
         return ""
     if not isinstance(value, str):
         raise ParseError(f"{path}: {name} must be a string, not {type(value).__name__}")
-    return _whole_characters(value)
+    return whole_characters(value)
 
 
 def _document_date(value: str, path: Path) -> datetime | None:

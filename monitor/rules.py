@@ -263,8 +263,9 @@ class EntityClause(Clause):
 
 
 class WordsClause(Clause):
-    """A word, a phrase, a wildcard or a regular expression, as whole words. ``needs`` is text
-    that every match holds: a field without it is not searched."""
+    """A word, a phrase, a wildcard or a regular expression, as whole words. ``find`` gives the
+    spans where it stands in a folded field. ``needs`` is text that every match holds: a field
+    without it is not searched."""
 
     def __init__(self, label: str, scope: str | None, find: Any, needs: str = "") -> None:
         self.label, self.find, self.needs = label, find, needs
@@ -281,7 +282,7 @@ class WordsClause(Clause):
             haystack = view.folded(name)
             if self.needs not in haystack.text:
                 continue
-            for start, end in self.find(haystack.text):
+            for start, end in self.find(haystack):
                 if starts_word(haystack.text, start) and ends_word(haystack.text, end):
                     src_start, src_end = haystack.span_in_source(start, end)
                     found.append(
@@ -856,8 +857,8 @@ class _OneQuery:
             )
             # the longest run of plain letters: where it is not in the text, nothing matches
             literal = max(re.split(r"[*?]", needle), key=len)
-            return WordsClause(text, scope, lambda t: _pattern_spans(pattern, t), literal)
-        return WordsClause(text, scope, lambda t: _plain_spans(needle, t), needle)
+            return WordsClause(text, scope, lambda t: _pattern_spans(pattern, t.text), literal)
+        return WordsClause(text, scope, lambda t: _plain_spans(needle, t.text), needle)
 
     def _regex(self, node: tree.Regex, scope: str | None) -> Clause:
         source = str(node.value)[1:-1]
@@ -878,7 +879,7 @@ class _OneQuery:
         except re2.error as exc:
             message = exc.args[0].decode() if isinstance(exc.args[0], bytes) else str(exc)
             raise self.error(f"bad regular expression: {message}", node) from exc
-        return WordsClause(f"/{source}/", scope, lambda t: _pattern_spans(pattern, t))
+        return WordsClause(f"/{source}/", scope, lambda t: _regex_spans(pattern, t))
 
 
 _ONE_DAY = timedelta(days=1)
@@ -900,5 +901,25 @@ def _plain_spans(needle: str, text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _pattern_spans(pattern: Any, text: str) -> list[tuple[int, int]]:
+def _pattern_spans(pattern: Any, text: str | bytes) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in pattern.finditer(text) if m.end() > m.start()]
+
+
+def _regex_spans(pattern: Any, folded: FoldedText) -> list[tuple[int, int]]:
+    """Where an RE2 pattern matches folded text. It searches the text's UTF-8 form, encoded
+    once for every pattern (the str interface of google-re2 encodes it on every search)."""
+    encoded = folded.utf8
+    spans = _pattern_spans(pattern, encoded)
+    if not spans or len(encoded) == len(folded.text):  # ASCII: bytes are characters
+        return spans
+    return _in_characters(encoded, spans)
+
+
+def _in_characters(encoded: bytes, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans of UTF-8 ``encoded`` in bytes, as spans of its text in characters."""
+    characters: dict[int, int] = {}
+    last = count = 0
+    for at in sorted({at for span in spans for at in span}):
+        count += len(encoded[last:at].decode("utf-8"))
+        characters[at], last = count, at
+    return [(characters[start], characters[end]) for start, end in spans]

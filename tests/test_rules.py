@@ -3,6 +3,7 @@ gets (with the rule's name and the position in the query)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -204,6 +205,32 @@ def test_evidence_names_what_matched() -> None:
     }
     for m in evidence:
         assert ARTICLE.field_text(m.field)[m.start : m.end] == m.text  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("title", "text"),
+    [
+        ("Chips", "Über Chips: ÄND the chipmakers"),  # accents, folded
+        ("Чипы и chips", "😀 chips, 🇨🇳 Chipmakers und ünd"),  # characters of two and four bytes
+        ("chips \ud800", "\udc00 chipmakers \udfff und"),  # lone surrogates (UTF-8 cannot hold)
+    ],
+)
+def test_regular_expressions_give_spans_in_characters(title: str, text: str) -> None:
+    """RE2 searches the folded text by its UTF-8 bytes; the evidence points at characters."""
+    article = Article(title=title, text=text)
+    query = "/chips?|chipmakers?|und/"
+    evidence = compile_query(query, WATCHLIST).clause.test(ArticleView(article, ()))
+    assert evidence is not None
+    found = [(m.field, m.text.lower()) for m in evidence]
+    expected = [
+        (name, word)
+        for name in ("title", "text")
+        for word in re.findall(r"\w+", article.field_text(name).lower())  # type: ignore[arg-type]
+        if word in ("chip", "chips", "chipmaker", "chipmakers", "und", "ünd")
+    ]
+    assert found == expected
+    for m in evidence:
+        assert article.field_text(m.field)[m.start : m.end] == m.text  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
