@@ -376,20 +376,13 @@ class _Variant:
         return start - lead, end + trail, self.entry
 
 
-# Up to this many keys the automaton is a DFA: at 10,000 keys it scans an article in about
-# two thirds of the time of the default NFA and takes some 30 MB; at 50,000 it would take about
-# 140 MB against 23 MB, so larger watchlists keep the default (bench/match).
-_DFA_KEYS = 20_000
-
-
 class _Automaton(Generic[_Value]):
     """Aho–Corasick over many keys at once, each standing for a value: every occurrence,
     overlapping ones included, as (value, start, end)."""
 
     def __init__(self, keys: dict[str, _Value]) -> None:
         self._values = list(keys.values())
-        self.implementation = ahocorasick_rs.Implementation.DFA if len(keys) <= _DFA_KEYS else None
-        self._automaton = ahocorasick_rs.AhoCorasick(list(keys), implementation=self.implementation)
+        self._automaton = ahocorasick_rs.AhoCorasick(list(keys))
 
     def find(self, text: str) -> list[tuple[_Value, int, int]]:
         values = self._values

@@ -7,11 +7,9 @@ import csv
 from datetime import UTC, datetime
 from pathlib import Path
 
-import ahocorasick_rs
 import pytest
 from conftest import DATA, REPO
 
-from monitor import matcher
 from monitor.config import default_config
 from monitor.errors import ConfigError
 from monitor.matcher import Matcher
@@ -403,21 +401,3 @@ def test_lone_surrogates_do_not_stop_matching() -> None:
         ("text", "wang-yi"),
         ("text", "antony-blinken"),
     ]
-
-
-def test_large_watchlists_find_the_same_with_the_default_automaton(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Watchlists above matcher._DFA_KEYS keys get the crate's default automaton instead of a
-    DFA, to keep memory in check; both find the same mentions in every labelled item."""
-    DFA = ahocorasick_rs.Implementation.DFA
-    documents = [read_document(path) for path in sorted((DATA / "articles").glob("*.txt"))]
-    documents += [read_document(path) for path in sorted((REPO / "seeds" / "corpus").glob("*.txt"))]
-    monkeypatch.setattr(matcher, "_DFA_KEYS", 0)
-    default = Matcher(WATCHLIST)
-    assert default._spaced is not None
-    assert MATCHER._spaced is not None
-    assert (default._spaced.implementation, MATCHER._spaced.implementation) == (None, DFA)
-    found = [MATCHER.find(article) for article in documents]
-    assert sum(map(len, found)) > 100
-    assert [default.find(article) for article in documents] == found
