@@ -152,15 +152,6 @@ class FoldedText:
         """The span of the clean text that folded characters ``start:end`` came from."""
         return self.origin[start], self.origin[end - 1] + 1
 
-    @functools.cached_property
-    def utf8(self) -> bytes:
-        """The folded text in UTF-8, for searching by bytes: a lone surrogate (half of a UTF-16
-        pair, which UTF-8 cannot hold) as U+FFFD, so that the characters stay where they are."""
-        try:
-            return self.text.encode("utf-8")
-        except UnicodeEncodeError:
-            return whole_characters(self.text).encode("utf-8")
-
 
 @functools.lru_cache(maxsize=64)  # matching and then every rule read the same fields
 def fold(text: str) -> FoldedText:

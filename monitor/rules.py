@@ -48,7 +48,7 @@ from monitor.durations import parse_duration
 from monitor.errors import ConfigError, MonitorError, Problem
 from monitor.matcher import ends_word, starts_word
 from monitor.models import TEXT_FIELDS, Article, Mention, RuleHit
-from monitor.normalise import FoldedText, fold, fold_string
+from monitor.normalise import FoldedText, fold, fold_string, whole_characters
 from monitor.watchlist import Entity, Watchlist
 
 #: Fields a word, phrase, regular expression, actor or topic can be restricted to.
@@ -879,7 +879,7 @@ class _OneQuery:
         except re2.error as exc:
             message = exc.args[0].decode() if isinstance(exc.args[0], bytes) else str(exc)
             raise self.error(f"bad regular expression: {message}", node) from exc
-        return WordsClause(f"/{source}/", scope, lambda t: _regex_spans(pattern, t))
+        return WordsClause(f"/{source}/", scope, lambda t: _regex_spans(pattern, t.text))
 
 
 _ONE_DAY = timedelta(days=1)
@@ -905,12 +905,16 @@ def _pattern_spans(pattern: Any, text: str | bytes) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in pattern.finditer(text) if m.end() > m.start()]
 
 
-def _regex_spans(pattern: Any, folded: FoldedText) -> list[tuple[int, int]]:
-    """Where an RE2 pattern matches folded text. It searches the text's UTF-8 form, encoded
-    once for every pattern (the str interface of google-re2 encodes it on every search)."""
-    encoded = folded.utf8
+def _regex_spans(pattern: Any, text: str) -> list[tuple[int, int]]:
+    """Where an RE2 pattern matches ``text``. It searches the text in UTF-8, a lone surrogate
+    (which UTF-8 cannot hold) as U+FFFD so that characters stay where they are, and maps the
+    few spans found back to characters."""
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError:
+        encoded = whole_characters(text).encode("utf-8")
     spans = _pattern_spans(pattern, encoded)
-    if not spans or len(encoded) == len(folded.text):  # ASCII: bytes are characters
+    if not spans or len(encoded) == len(text):  # ASCII: bytes are characters
         return spans
     return _in_characters(encoded, spans)
 
