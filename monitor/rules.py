@@ -274,14 +274,12 @@ class WordsClause(Clause):
     def test(self, view: ArticleView) -> Evidence | None:
         found = []
         for name in self.fields:
+            haystack = view.folded(name)
+            if self.needs not in haystack.text or not haystack.text:
+                continue
             if view.window is not None and view.window.field != name:
                 continue
             source = view.text(name)
-            if not source:
-                continue
-            haystack = view.folded(name)
-            if self.needs not in haystack.text:
-                continue
             for start, end in self.find(haystack):
                 if starts_word(haystack.text, start) and ends_word(haystack.text, end):
                     src_start, src_end = haystack.span_in_source(start, end)
