@@ -32,7 +32,7 @@ import itertools
 import operator
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -250,10 +250,45 @@ class Clause(ABC):
         """True when adding text can only make it true: no NOT beneath it."""
         return all(p.monotone for p in self.parts)
 
+    @functools.cached_property
+    def needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+        """Actors and topics, as (kind, id), of which an article must mention one for the
+        clause to hold; None when it may hold without any. A rule set does not test a rule
+        on an article that mentions none of them."""
+        return self._needs_one_of()
+
+    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+        return None
+
+
+def _narrowest(
+    needs: Iterable[frozenset[tuple[str, str]] | None],
+) -> frozenset[tuple[str, str]] | None:
+    """What a clause needs that holds only where all its parts do: what any one of them
+    needs will do, the fewest entities that one."""
+    found = [n for n in needs if n is not None]
+    return min(found, key=len) if found else None
+
+
+def _together(
+    needs: Iterable[frozenset[tuple[str, str]] | None],
+) -> frozenset[tuple[str, str]] | None:
+    """What a clause needs that holds only where one of its parts does: one of everything
+    they need, if each needs something."""
+    together: set[tuple[str, str]] = set()
+    for part in needs:
+        if part is None:
+            return None
+        together |= part
+    return frozenset(together)
+
 
 class EntityClause(Clause):
     def __init__(self, entity: Entity, scope: str | None, min_score: float | None) -> None:
         self.entity, self.scope, self.min_score = entity, scope, min_score
+
+    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+        return frozenset([(self.entity.kind, self.entity.id)])
 
     def test(self, view: ArticleView) -> Evidence | None:
         found = view.mentions_of(self.entity.kind, self.entity.id, self.scope)
@@ -310,6 +345,9 @@ class AllClause(Clause):
             evidence.extend(result)
         return tuple(evidence)
 
+    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+        return _narrowest(p.needs_one_of for p in self.parts)
+
 
 class AnyClause(Clause):
     def __init__(self, parts: Sequence[Clause]) -> None:
@@ -318,6 +356,9 @@ class AnyClause(Clause):
     def test(self, view: ArticleView) -> Evidence | None:
         results = [r for r in (p.test(view) for p in self.parts) if r is not None]
         return tuple(m for r in results for m in r) if results else None
+
+    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+        return _together(p.needs_one_of for p in self.parts)
 
 
 class NotClause(Clause):
@@ -340,6 +381,9 @@ class AtLeastClause(Clause):
         results = [r for r in (p.test(view) for p in self.parts) if r is not None]
         return tuple(m for r in results for m in r) if len(results) >= self.count else None
 
+    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+        return _together(p.needs_one_of for p in self.parts) if self.count > 0 else None
+
 
 class NearClause(Clause):
     """Both sides hold with some of their words at most ``distance`` words apart."""
@@ -358,6 +402,9 @@ class NearClause(Clause):
                 if a.field == b.field and a.field in TEXT_FIELDS and self._close(view, a, b):
                     near.update({a: None, b: None})
         return tuple(near) or None
+
+    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+        return _narrowest(p.needs_one_of for p in self.parts)
 
     def _close(self, view: ArticleView, a: Mention, b: Mention) -> bool:
         if a == b:  # one mention is not near itself
@@ -387,6 +434,9 @@ class SentenceClause(Clause):
                 if not result:  # true without evidence (only NOT beneath): one is enough
                     return ()
         return tuple(dict.fromkeys(found)) if found else None
+
+    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+        return self.parts[0].needs_one_of
 
     def _candidates(self, view: ArticleView) -> list[Window]:
         """The sentences worth trying: those holding some evidence, or every sentence when a
@@ -421,6 +471,9 @@ class RuleClause(Clause):
 
     def test(self, view: ArticleView) -> Evidence | None:
         return self.parts[0].test(view)
+
+    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+        return self.parts[0].needs_one_of
 
 
 class PublishedClause(Clause):
@@ -481,10 +534,20 @@ class RuleSet:
     def evaluate(
         self, article: Article, mentions: Sequence[Mention], now: datetime | None = None
     ) -> tuple[RuleHit, ...]:
-        """The enabled rules this article satisfies."""
-        view = ArticleView(article, mentions, now)
-        hits = (rule.evaluate(view) for rule in self.rules if rule.enabled)
-        return tuple(hit for hit in hits if hit is not None)
+        """The enabled rules this article satisfies. A rule that needs one of some actors and
+        topics the article does not mention is not tested: it cannot hold."""
+        named = {(m.kind, m.id) for m in mentions}
+        view = None
+        hits = []
+        for rule in self.rules:
+            needs = rule.clause.needs_one_of
+            if not rule.enabled or (needs is not None and needs.isdisjoint(named)):
+                continue
+            view = view or ArticleView(article, mentions, now)
+            hit = rule.evaluate(view)
+            if hit is not None:
+                hits.append(hit)
+        return tuple(hits)
 
     def get(self, name: str) -> Rule | None:
         return next((r for r in self.rules if r.name == name), None)
