@@ -323,16 +323,19 @@ class Matcher:
             return found
         if self._spaced is not None:
             padded = f" {word_spaced(text)} "
-            for variants, start, last in self._spaced.find(padded):  # " words ": trim spaces
+            keys = self._spaced.values
+            for index, start, last in self._spaced.find(padded):  # " words ": trim spaces
                 end = last - 2
-                for variant in variants:
-                    place = variant.place(text, start, end)
-                    if place is not None:
+                for variant in keys[index]:
+                    if variant.single:
+                        found.append((start, end, variant.entry))
+                    elif place := variant.place(text, start, end):
                         found.append(place)
         if self._unspaced is not None and _has_unspaced(text):
-            for entry, start, end in self._unspaced.find(text):
+            entries = self._unspaced.values
+            for index, start, end in self._unspaced.find(text):
                 if starts_word(text, start) and ends_word(text, end):
-                    found.append((start, end, entry))
+                    found.append((start, end, entries[index]))
         return found
 
     def _scoring(self, mentions: list[Mention]) -> list[Mention]:
@@ -363,6 +366,12 @@ class _Variant:
     trail: str
     entry: _Entry
 
+    @functools.cached_property
+    def single(self) -> bool:
+        """A single word with nothing around it: the text has it as written wherever its
+        word-spaced form has it."""
+        return not (self.lead or self.trail) and self.words.isalnum()
+
     def place(self, text: str, start: int, end: int) -> tuple[int, int, _Entry] | None:
         """(start, end, entry) of the key in folded ``text``, whose word-spaced form has its
         words at ``start:end``; None where the text does not have it as written."""
@@ -378,20 +387,19 @@ class _Variant:
 
 class _Automaton(Generic[_Value]):
     """Aho–Corasick over many keys at once, each standing for a value: every occurrence,
-    overlapping ones included, as (value, start, end)."""
+    overlapping ones included, as (index of the key's value in ``values``, start, end)."""
 
     def __init__(self, keys: dict[str, _Value]) -> None:
-        self._values = list(keys.values())
+        self.values = list(keys.values())
         self._automaton = ahocorasick_rs.AhoCorasick(list(keys))
 
-    def find(self, text: str) -> list[tuple[_Value, int, int]]:
-        values = self._values
+    def find(self, text: str) -> list[tuple[int, int, int]]:
+        find = self._automaton.find_matches_as_indexes
         try:
-            found = self._automaton.find_matches_as_indexes(text, overlapping=True)
+            found: list[tuple[int, int, int]] = find(text, overlapping=True)
         except UnicodeEncodeError:  # a lone surrogate: no key holds one, so none matches it
-            text = whole_characters(text)
-            found = self._automaton.find_matches_as_indexes(text, overlapping=True)
-        return [(values[index], start, end) for index, start, end in found]
+            found = find(whole_characters(text), overlapping=True)
+        return found
 
 
 def _spaced_automaton(keys: dict[str, list[_Form]]) -> _Automaton[tuple[_Variant, ...]] | None:
