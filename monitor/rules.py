@@ -596,9 +596,10 @@ def compile_query(query: str, watchlist: Watchlist, named: Mapping[str, str] | N
 
 def rule_version(query: str, referenced: Mapping[str, str]) -> str:
     """The version a match records: a hash of the query and of every query it refers to."""
-    digest = hashlib.sha256(query.encode())
+    # surrogatepass: a query given on the command line may hold an undecodable byte
+    digest = hashlib.sha256(query.encode("utf-8", "surrogatepass"))
     for name in sorted(referenced):
-        digest.update(f"\0{name}\0{referenced[name]}".encode())
+        digest.update(f"\0{name}\0{referenced[name]}".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:12]
 
 

@@ -317,6 +317,13 @@ def test_what_a_query_needs_the_article_to_mention(query: str, needs: set[str] |
     assert (None if found is None else {entity_id for _, entity_id in found}) == needs
 
 
+def test_a_query_with_a_lone_surrogate_is_tested() -> None:
+    """A query given on the command line may hold a lone surrogate (an undecodable byte)."""
+    query = compile_query('"x\udc80y" OR tweet', WATCHLIST)
+    hit = query.evaluate(ArticleView(Article(title="a x\udc80y b", text=""), ()))
+    assert hit is not None and [m.text for m in hit.mentions] == ["x\udc80y"]
+
+
 # A rule set with every operator, some rules needing entities and some not.
 EVERY_KIND_OF_RULE = [
     ("leaders", "actor:joe-biden AND actor:xi-jinping"),
