@@ -189,10 +189,11 @@ def _replaced(text: str, chars: set[str]) -> FoldedText | None:
     where a replacement would be replaced in its turn."""
     folded, uneven = text, []
     for char in chars:
-        replacement = _TABLE[ord(char)]
+        code = ord(char)
+        replacement = _TABLE[code]
         if replacement == char:
             continue
-        if not _settled(replacement):
+        if code in _UNSETTLED:
             return None
         folded = folded.replace(char, replacement)
         if len(replacement) != 1:
@@ -213,11 +214,6 @@ def _changed_after_casefold() -> re.Pattern[str]:
     ]
     changed = [char for char in candidates if _TABLE[ord(char)] != char]
     return re.compile("[" + "".join(map(re.escape, changed)) + "]")
-
-
-def _settled(folded: str) -> bool:
-    """Whether folding ``folded`` again leaves it as it is."""
-    return all(_TABLE[ord(char)] == char for char in folded)
 
 
 def _offsets(text: str, uneven: list[str]) -> _Offsets:
@@ -296,13 +292,17 @@ def _fold_char(char: str) -> str:
 
 class _FoldTable(dict[int, str]):
     """The folded form of each code point, worked out when first met. Only the Basic
-    Multilingual Plane is kept (at most 65,536 entries, whatever the input)."""
+    Multilingual Plane is kept (at most 65,536 entries, whatever the input). Code points
+    whose folded form would change if folded again are noted in ``_UNSETTLED``."""
 
     def __missing__(self, code: int) -> str:
         folded = _fold_char(chr(code))
+        if any(_fold_char(char) != char for char in folded):
+            _UNSETTLED.add(code)
         if code <= 0xFFFF:
             self[code] = folded
         return folded
 
 
 _TABLE = _FoldTable()
+_UNSETTLED: set[int] = set()  # of the code points met, as _FoldTable says
