@@ -176,13 +176,21 @@ def word_spaced(text: str) -> str:
     length: scripts without spaces, punctuation, and apostrophes except inside a word
     ("xi'an", "o'sullivan"; a possessive "'s" ends the word). A form found between spaces in
     it is a whole word in ``text``."""
+    return _word_spaced(text)[0]
+
+
+def _word_spaced(text: str) -> tuple[str, bool]:
+    """``word_spaced(text)``, and whether ``text`` has a character of a script without spaces
+    (``_has_unspaced``, found on the way)."""
     encoded = text.encode("utf-8", "surrogatepass")
     spaced = encoded.translate(_ASCII_SPACES).decode("utf-8", "surrogatepass")
     if "'" in spaced:
         spaced = _loose_apostrophes(spaced)
-    if not text.isascii():
-        spaced = _spaced_others(spaced, encoded.translate(None, _ASCII))
-    return spaced
+    if text.isascii():
+        return spaced, False
+    others = encoded.translate(None, _ASCII).decode("utf-8", "surrogatepass")
+    unspaced = _has_unspaced(others)
+    return _spaced_others(spaced, others, unspaced), unspaced
 
 
 def _has_unspaced(text: str) -> bool:
@@ -195,16 +203,15 @@ def _has_unspaced(text: str) -> bool:
     return bool(long_chars) and _HAS_UNSPACED.search(text) is not None
 
 
-def _spaced_others(text: str, others: bytes) -> str:
+def _spaced_others(text: str, others: str, unspaced: bool) -> str:
     """``text`` with its non-ASCII characters outside words turned into spaces: ``others``
-    is those characters of it, in UTF-8. Letters and digits are outside words only in scripts
-    without spaces."""
-    chars = others.decode("utf-8", "surrogatepass")
-    if not chars.isalnum():
-        for char in set(_NOT_LETTER_OR_DIGIT.findall(chars)):
+    is those characters of it, ``unspaced`` whether some are of a script without spaces.
+    Letters and digits are outside words only in scripts without spaces."""
+    if not others.isalnum():
+        for char in set(_NOT_LETTER_OR_DIGIT.findall(others)):
             if _outside_words(char):
                 text = text.replace(char, " ")
-    if _has_unspaced(chars):
+    if unspaced:
         text = _HAS_UNSPACED.sub(" ", text)
     return text
 
@@ -321,8 +328,9 @@ class Matcher:
         found: list[tuple[int, int, _Entry]] = []
         if not text:
             return found
+        spaced, unspaced = _word_spaced(text)
         if self._spaced is not None:
-            padded = f" {word_spaced(text)} "
+            padded = f" {spaced} "
             keys = self._spaced.values
             for index, start, last in self._spaced.find(padded):  # " words ": trim spaces
                 end = last - 2
@@ -331,7 +339,7 @@ class Matcher:
                         found.append((start, end, variant.entry))
                     elif place := variant.place(text, start, end):
                         found.append(place)
-        if self._unspaced is not None and _has_unspaced(text):
+        if self._unspaced is not None and unspaced:
             entries = self._unspaced.values
             for index, start, end in self._unspaced.find(text):
                 if starts_word(text, start) and ends_word(text, end):
