@@ -157,7 +157,8 @@ class FoldedText:
 def fold(text: str) -> FoldedText:
     """Fold clean text for matching, keeping the way back to the original offsets.
 
-    Every character folds as ``_fold_char`` says. ASCII is folded a byte at a time by one
+    Every character folds as ``_fold_char`` says. ASCII text is lower-cased, its backticks
+    made apostrophes. In other text, ASCII is folded a byte at a time by one
     ``bytes.translate``; then each distinct other character is replaced by its folded form,
     looked up once. Long text outside ASCII (Cyrillic, Greek …) is case-folded by
     ``str.casefold`` first instead, which leaves only a few characters to replace. Where every
@@ -165,10 +166,9 @@ def fold(text: str) -> FoldedText:
     several ("ß" → "ss", "ﬁ" → "fi") or to none (a soft hyphen) are noted so that offsets can
     be mapped across them.
     """
-    encoded = text.encode("utf-8", "surrogatepass")
-    if text.isascii():
-        return FoldedText(encoded.translate(_FOLD_ASCII).decode("ascii"), range(len(text)))
-    found = _replaced(*_partly_folded(text, encoded))
+    if text.isascii():  # only capitals and the backtick fold
+        return FoldedText(text.lower().replace("`", "'"), range(len(text)))
+    found = _replaced(*_partly_folded(text, text.encode("utf-8", "surrogatepass")))
     return _fold_each(text) if found is None else found
 
 
