@@ -329,7 +329,7 @@ class WordsClause(Clause):
                             self.label,
                         )
                     )
-        return view.in_window(tuple(found)) or None
+        return (view.in_window(tuple(found)) or None) if found else None
 
 
 class AllClause(Clause):
@@ -354,8 +354,12 @@ class AnyClause(Clause):
         self.parts = tuple(parts)
 
     def test(self, view: ArticleView) -> Evidence | None:
-        results = [r for r in (p.test(view) for p in self.parts) if r is not None]
-        return tuple(m for r in results for m in r) if results else None
+        evidence = None
+        for part in self.parts:
+            result = part.test(view)
+            if result is not None:
+                evidence = result if evidence is None else evidence + result
+        return evidence
 
     def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
         return _together(p.needs_one_of for p in self.parts)
@@ -378,8 +382,13 @@ class AtLeastClause(Clause):
         self.count, self.parts = count, tuple(parts)
 
     def test(self, view: ArticleView) -> Evidence | None:
-        results = [r for r in (p.test(view) for p in self.parts) if r is not None]
-        return tuple(m for r in results for m in r) if len(results) >= self.count else None
+        held = 0
+        evidence: Evidence = ()
+        for part in self.parts:
+            result = part.test(view)
+            if result is not None:
+                held, evidence = held + 1, evidence + result
+        return evidence if held >= self.count else None
 
     def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
         return _together(p.needs_one_of for p in self.parts) if self.count > 0 else None
