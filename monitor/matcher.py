@@ -53,6 +53,7 @@ class _Entry:
     negative: tuple[_Form, ...]
     cased: tuple[_Form, ...]
     weak: bool  # some name or term here is a weak form
+    special: bool  # some role title, negative context or form in its own case
 
     @classmethod
     def of(cls, forms: list[_Form]) -> _Entry:
@@ -64,6 +65,7 @@ class _Entry:
             tuple(f for f in forms if f.negative),
             tuple(f for f in forms if f.cased),
             any(f.weak for f in plain),
+            len(plain) < len(forms),
         )
 
 
@@ -77,21 +79,27 @@ class _Found:
         self.negatives: list[_Hit] = []
         self.weak = False  # some hit may be a weak form
 
-    def add(
-        self, field: FieldName, start: int, end: int, entry: _Entry, day: date, written: str | None
-    ) -> None:
+    def add(self, field: FieldName, start: int, end: int, entry: _Entry) -> None:
+        """A hit of names and terms: where a key with nothing special stands."""
         if entry.actors:
             self.actors.append(_Hit(field, start, end, entry.actors))
         if entry.topics:
             self.topics.append(_Hit(field, start, end, entry.topics))
-        self.weak = self.weak or entry.weak
+        if entry.weak:
+            self.weak = True
+
+    def add_special(
+        self, field: FieldName, start: int, end: int, entry: _Entry, day: date, written: str
+    ) -> None:
+        """The role titles, negative contexts and forms in their own case of a hit, which
+        ``written`` is as the text has it."""
         if entry.roles:
             held = tuple(f for f in entry.roles if f.role and f.role.held_on(day))
             if held:
                 self.roles.append(_Hit(field, start, end, held))
         if entry.negative:
             self.negatives.append(_Hit(field, start, end, entry.negative))
-        if entry.cased and written is not None:
+        if entry.cased:
             same = [f for f in entry.cased if _same_case(written, f.alias)]
             for kind, pool in (("actor", self.actors), ("topic", self.topics)):
                 forms = tuple(f for f in same if f.entity.kind == kind)
@@ -318,11 +326,10 @@ class Matcher:
         self, field: FieldName, folded: FoldedText, source: str, day: date, found: _Found
     ) -> None:
         for start, end, entry in self._whole_words(folded.text):
-            written = None
-            if entry.cased:
+            found.add(field, start, end, entry)
+            if entry.special:
                 src_start, src_end = folded.span_in_source(start, end)
-                written = source[src_start:src_end]
-            found.add(field, start, end, entry, day, written)
+                found.add_special(field, start, end, entry, day, source[src_start:src_end])
 
     def _whole_words(self, text: str) -> list[tuple[int, int, _Entry]]:
         """Every whole-word occurrence of a form in folded ``text``: (start, end, entry)."""
