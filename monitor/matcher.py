@@ -501,13 +501,21 @@ class _Reading:
 def _plainly_named(forms: tuple[_Form, ...]) -> _Form | None:
     """The strong form, not a role title, that a hit names its entity by; None when the hit
     has only weak forms or a role title, and the rest of the article must decide."""
-    form = next((f for f in forms if not f.weak), None)
+    form = _strong(forms)
     return form if form is not None and form.role is None else None
+
+
+def _strong(forms: tuple[_Form, ...]) -> _Form | None:
+    """The first form that is not weak (a loop: quicker than a generator, for a form or two)."""
+    for form in forms:
+        if not form.weak:
+            return form
+    return None
 
 
 def _named(reading: _Reading, hit: _Hit, forms: tuple[_Form, ...]) -> _Form | None:
     """The form a chosen hit names its entity by, or None when it names no one here."""
-    form = next((f for f in forms if not f.weak), None)
+    form = _strong(forms)
     if form is not None and form.role is not None:
         return None if _title_of_someone(reading, hit) else form
     if form is not None:
