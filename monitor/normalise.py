@@ -94,7 +94,7 @@ _ASCII = bytes(range(128))
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # Bytes that do not begin a character outside the Basic Multilingual Plane in UTF-8.
 _BELOW_ASTRAL = bytes(range(0xF0))
-# Text with more bytes outside ASCII than this is case-folded first (``_fold_cased``): then
+# Text with more bytes outside ASCII than this is case-folded first (``_partly_folded``): then
 # only the few characters that case-folding does not settle are left to look up. With fewer,
 # looking up each distinct character is quicker.
 _FEW_OTHERS = 512
