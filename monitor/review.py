@@ -15,7 +15,7 @@ from monitor.errors import ParseError
 from monitor.matcher import Matcher
 from monitor.models import Article, Mention
 from monitor.parse import DOCUMENT_SUFFIXES, read_document
-from monitor.rules import ArticleView, Outcome, Rule
+from monitor.rules import ArticleView, Outcome, Rule, RuleSet
 from monitor.store import StoredArticle
 from monitor.watchlist import Watchlist
 
@@ -78,11 +78,13 @@ def backtest(
     """How the rule would have done on these articles: matches per day (by publication date,
     else when seen) and the first few matches with their evidence."""
     matcher = Matcher(watchlist)
+    words = RuleSet((rule,)).words  # the rule's words, looked for in one pass over a field
     report = BacktestReport(rule.name, rule.version, skipped=skipped if skipped is not None else [])
     for candidate in candidates:
         report.examined += 1
         article = candidate.article
-        view = ArticleView(article, matcher.find(article, candidate.day), candidate.seen_at)
+        mentions = matcher.find(article, candidate.day)
+        view = ArticleView(article, mentions, candidate.seen_at, words)
         hit = rule.evaluate(view)
         if hit is None:
             continue

@@ -32,7 +32,7 @@ import itertools
 import operator
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,6 +56,12 @@ SCOPE_FIELDS = ("title", "summary", "text", "source", "url", "author")
 #: Fields that test the article itself.
 ARTICLE_FIELDS = ("lang", "published")
 _POSITION = re.compile(r"position (\d+)")
+# Regular expressions in rules ignore case (the text they read is folded) and, where two
+# alternatives start together, take the longer: /sanction|sanctions/ finds all of "sanctions".
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.case_sensitive = False
+_RE2_OPTIONS.longest_match = True
+_RE2_OPTIONS.log_errors = False
 
 Evidence = tuple[Mention, ...]
 
@@ -90,15 +96,21 @@ class ArticleView:
     dates count from it)."""
 
     def __init__(
-        self, article: Article, mentions: Sequence[Mention], now: datetime | None = None
+        self,
+        article: Article,
+        mentions: Sequence[Mention],
+        now: datetime | None = None,
+        words: WordFilter | None = None,
     ) -> None:
         self.article = article
         self.mentions = tuple(mentions)
         self.now = now or datetime.now(UTC)
         self.window: Window | None = None
+        self._words = words
         self._cache: dict[tuple[str, str], Any] = {}
         self._texts: dict[str, str] = {}
         self._folded: dict[str, FoldedText] = {}
+        self._possible: dict[str, frozenset[int]] = {}
         grouped: dict[tuple[str, str], list[Mention]] = {}
         for m in self.mentions:
             grouped.setdefault((m.kind, m.id), []).append(m)
@@ -122,6 +134,18 @@ class ArticleView:
         if found is None:
             found = self._folded[name] = fold(self.text(name))
         return found
+
+    def may_hold(self, clause: WordsClause, name: str) -> bool:
+        """Whether a word clause may hold in a field: one pass of the rule set's
+        ``WordFilter`` over the field answers for all its word clauses at once; without one,
+        whether the field has the clause's literal."""
+        index = None if self._words is None else self._words.index.get(clause)
+        if index is None or self._words is None:
+            return clause.needs in self.folded(name).text
+        possible = self._possible.get(name)
+        if possible is None:
+            possible = self._possible[name] = self._words.possible(self.folded(name).text)
+        return index in possible
 
     def mentions_of(self, kind: str, entity_id: str, scope: str | None) -> Evidence:
         found = self._by_entity.get((kind, entity_id), ())
@@ -299,20 +323,24 @@ class EntityClause(Clause):
 
 class WordsClause(Clause):
     """A word, a phrase, a wildcard or a regular expression, as whole words. ``find`` gives the
-    spans where it stands in a folded field. ``needs`` is text that every match holds: a field
-    without it is not searched."""
+    spans where it stands in a folded field. ``needs`` is text that every match holds, and
+    ``pattern`` (RE2 syntax; when empty, ``needs`` as it is) what the rule set's
+    ``WordFilter`` looks for: a field without it is not searched."""
 
-    def __init__(self, label: str, scope: str | None, find: Any, needs: str = "") -> None:
+    def __init__(
+        self, label: str, scope: str | None, find: Any, needs: str = "", pattern: str = ""
+    ) -> None:
         self.label, self.find, self.needs = label, find, needs
         self.fields: tuple[str, ...] = (scope,) if scope else TEXT_FIELDS
+        self.pattern = pattern
 
     def test(self, view: ArticleView) -> Evidence | None:
         found = []
         for name in self.fields:
-            haystack = view.folded(name)
-            if self.needs not in haystack.text or not haystack.text:
-                continue
             if view.window is not None and view.window.field != name:
+                continue
+            haystack = view.folded(name)
+            if not haystack.text or not view.may_hold(self, name):
                 continue
             source = view.text(name)
             for start, end in self.find(haystack):
@@ -536,9 +564,55 @@ class Rule:
         return self.clause.explain(view)
 
 
+class WordFilter:
+    """Which of many word clauses may hold in a text, found for all of them in one pass.
+
+    RE2's FilteredRE2 takes from each clause's pattern the literal strings that every match
+    holds (a pattern without any is always a candidate), and one RE2 set finds which of
+    those a text has, in linear time however many clauses there are. A clause it leaves out
+    cannot hold there; the others search the text as before."""
+
+    def __init__(self, clauses: Iterable[WordsClause]) -> None:
+        self.index: dict[WordsClause, int] = {}
+        self._filter = re2.Filter()
+        for clause in clauses:
+            pattern = clause.pattern or clause.needs
+            # a lone surrogate (in a query given on the command line) has no UTF-8: such a
+            # clause is left to search for its literal itself
+            if clause in self.index or whole_characters(pattern) != pattern:
+                continue
+            if not clause.pattern:
+                pattern = re2.escape(pattern)
+            self.index[clause] = self._filter.Add(pattern, _RE2_OPTIONS)
+        if self.index:
+            self._filter.Compile()
+
+    def possible(self, text: str) -> frozenset[int]:
+        """The indexes of the clauses that may hold in folded ``text``."""
+        if not self.index:
+            return frozenset()
+        try:
+            encoded = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: U+FFFD in its place, as the search reads
+            encoded = whole_characters(text).encode("utf-8")
+        return frozenset(self._filter.Match(encoded, True) or ())
+
+
+def _word_clauses(clause: Clause) -> Iterator[WordsClause]:
+    if isinstance(clause, WordsClause):
+        yield clause
+    for part in clause.parts:
+        yield from _word_clauses(part)
+
+
 @dataclass(frozen=True)
 class RuleSet:
     rules: tuple[Rule, ...]
+    words: WordFilter = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        clauses = (c for rule in self.rules for c in _word_clauses(rule.clause))
+        object.__setattr__(self, "words", WordFilter(clauses))
 
     def evaluate(
         self, article: Article, mentions: Sequence[Mention], now: datetime | None = None
@@ -552,7 +626,7 @@ class RuleSet:
             needs = rule.clause.needs_one_of
             if not rule.enabled or (needs is not None and needs.isdisjoint(named)):
                 continue
-            view = view or ArticleView(article, mentions, now)
+            view = view or ArticleView(article, mentions, now, self.words)
             hit = rule.evaluate(view)
             if hit is not None:
                 hits.append(hit)
@@ -941,16 +1015,14 @@ class _OneQuery:
             )
         # fold the pattern's letters as the text is folded; escapes are ASCII and stay
         folded = "".join(c if c.isascii() else fold_string(c) for c in source)
-        options = re2.Options()
-        options.case_sensitive = False
-        options.longest_match = True  # /sanction|sanctions/ finds the whole word "sanctions"
-        options.log_errors = False
         try:
-            pattern = re2.compile(folded, options)
+            pattern = re2.compile(folded, _RE2_OPTIONS)
         except re2.error as exc:
             message = exc.args[0].decode() if isinstance(exc.args[0], bytes) else str(exc)
             raise self.error(f"bad regular expression: {message}", node) from exc
-        return WordsClause(f"/{source}/", scope, lambda t: _regex_spans(pattern, t.text))
+        return WordsClause(
+            f"/{source}/", scope, lambda t: _regex_spans(pattern, t.text), pattern=folded
+        )
 
 
 _ONE_DAY = timedelta(days=1)

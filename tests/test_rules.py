@@ -10,10 +10,10 @@ import pytest
 from conftest import DATA, REPO
 
 from monitor.config import RuleConfig
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, ParseError
 from monitor.matcher import Matcher
 from monitor.models import Article
-from monitor.parse import read_document
+from monitor.parse import parse_feed, read_document
 from monitor.rules import ArticleView, QueryError, compile_query, compile_rules
 from monitor.watchlist import load_watchlist
 
@@ -363,6 +363,73 @@ def test_rules_not_tested_are_those_that_cannot_hold() -> None:
         skipped += sum(n is not None and n.isdisjoint(named) for n in needs)
         held += len(every)
     assert skipped > len(paths) and held > len(paths)  # both ways were taken, many times
+
+
+# Word clauses of every kind: words, phrases with punctuation, wildcards, words in other
+# scripts, and regular expressions with and without a literal every match holds.
+WORD_CLAUSES = [
+    "china",
+    "u.s.",
+    '"export controls"',
+    "sanction*",
+    "ball??n",
+    "*ing",
+    "über",
+    "politique",
+    "外交部",
+    "москва",
+    "title:police",
+    "/semiconductors?|chipmakers?/",
+    "/\\d{4}/",
+    "/[0-9]+ (?:people|persons)/",
+    "/new\\s+york/",
+    "/é\\w+/",
+]
+
+
+def _real_articles() -> list[Article]:
+    """The labelled items, the seed corpus and every item of the real feeds (many languages)."""
+    paths = sorted((DATA / "labelled").glob("*.json")) + sorted((REPO / "seeds/corpus").glob("*"))
+    articles = [read_document(path) for path in paths]
+    for path in sorted((DATA / "feeds" / "real").iterdir()):
+        try:
+            articles.extend(parse_feed(path.read_bytes(), source=path.name).articles)
+        except ParseError:
+            continue
+    return articles
+
+
+def test_the_word_filter_leaves_out_only_clauses_that_cannot_hold() -> None:
+    """One pass of the rule set's word filter over a field tells which word clauses may hold
+    there; every clause holds on every real article exactly where it holds when it searches
+    each field itself, and the filter does leave many out."""
+    configs = [RuleConfig(name=f"w{i}", query=q) for i, q in enumerate(WORD_CLAUSES)]
+    rules = compile_rules(configs, WATCHLIST, "x")
+    assert len(rules.words.index) == len(WORD_CLAUSES)
+    left_out = held = 0
+    for article in _real_articles():
+        filtered = ArticleView(article, (), now=PUBLISHED, words=rules.words)
+        searched = ArticleView(article, (), now=PUBLISHED)
+        for rule in rules.rules:
+            evidence = rule.clause.test(filtered)
+            assert evidence == rule.clause.test(searched), (rule.query, article.title)
+            held += evidence is not None
+        for clause, index in rules.words.index.items():
+            for name in clause.fields:
+                if article.field_text(name):  # type: ignore[arg-type]
+                    left_out += index not in rules.words.possible(filtered.folded(name).text)
+    assert held > 100 and left_out > 1000
+
+
+def test_the_word_filter_always_passes_a_pattern_without_a_literal() -> None:
+    rules = compile_rules(
+        [RuleConfig(name="year", query="/\\d{4}/"), RuleConfig(name="deal", query="deal")],
+        WATCHLIST,
+        "x",
+    )
+    year, deal = (rules.words.index[r.clause] for r in rules.rules)
+    assert rules.words.possible("no digits here") == {year}
+    assert rules.words.possible("a DEAL, x\udc80y") == {year, deal}  # a lone surrogate too
 
 
 def test_a_syntax_error_names_one_position() -> None:
