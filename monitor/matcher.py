@@ -314,11 +314,7 @@ class Matcher:
             else:
                 mentions.append(_mention(hit, form, sources[hit.field], folded[hit.field]))
         if undecided:  # weak forms and role titles: the rest of the article decides
-            reading = _Reading(article, folded, chosen)
-            for hit, forms in undecided:
-                named = _named(reading, hit, forms)
-                if named is not None:
-                    mentions.append(_mention(hit, named, sources[hit.field], folded[hit.field]))
+            mentions.extend(_decided(article, sources, folded, chosen, undecided))
         mentions = self._scoring(mentions)
         return tuple(sorted(mentions, key=lambda m: (_FIELD_RANK[m.field], m.start, m.kind)))
 
@@ -475,9 +471,10 @@ class _Reading:
         article: Article,
         folded: dict[FieldName, FoldedText],
         chosen: list[tuple[_Hit, tuple[_Form, ...]]],
+        strong: _Positions,
     ) -> None:
         self.article, self.folded, self._chosen = article, folded, chosen
-        self.strong = _strong_positions(chosen)
+        self.strong = strong  # _strong_positions(chosen)
         self.named_in = {  # (actor id, field) where an actor is named by a strong form
             (actor_id, field)
             for (kind, actor_id), places in self.strong.items()
@@ -496,6 +493,41 @@ class _Reading:
             for hit, forms in self._chosen
             if any(f.entity.actor_kind == "person" and not (f.weak or f.role) for f in forms)
         }
+
+
+def _decided(
+    article: Article,
+    sources: dict[FieldName, str],
+    folded: dict[FieldName, FoldedText],
+    chosen: list[tuple[_Hit, tuple[_Form, ...]]],
+    undecided: list[tuple[_Hit, tuple[_Form, ...]]],
+) -> Iterator[Mention]:
+    """The mentions that hits of weak forms and role titles make, read with the rest of the
+    article. Most weak hits (a common word that is someone's surname) have no full name
+    nearby to confirm them, and are dropped at once."""
+    strong = _strong_positions(chosen)
+    undecided = [(hit, forms) for hit, forms in undecided if _may_be_named(forms, strong)]
+    if not undecided:
+        return
+    reading = _Reading(article, folded, chosen, strong)
+    for hit, forms in undecided:
+        named = _named(reading, hit, forms)
+        if named is not None:
+            yield _mention(hit, named, sources[hit.field], folded[hit.field])
+
+
+def _may_be_named(forms: tuple[_Form, ...], strong: _Positions) -> bool:
+    """Whether the rest of the article may have a hit's weak forms or role title name
+    someone: a role title may; a weak form only where its entity, or an actor confirming it,
+    is named by a strong form somewhere (``strong``: where each entity is)."""
+    for form in forms:
+        entity = form.entity
+        if not form.weak or (entity.kind, entity.id) in strong:
+            return True
+        for other in entity.confirmed_by:
+            if ("actor", other) in strong:
+                return True
+    return False
 
 
 def _plainly_named(forms: tuple[_Form, ...]) -> _Form | None:

@@ -118,6 +118,16 @@ def test_every_mention_points_at_its_words() -> None:
     assert {"antony-blinken", "wang-yi", "xi-jinping", "qin-gang"} <= {m.id for m in mentions}
 
 
+def test_a_weak_alias_counts_wherever_the_full_name_is_in_the_article() -> None:
+    """Wang Yi's surname alone is his in the headline too, since the text names him in full;
+    where no one confirms it, it is no one's."""
+    title, text = "Wang speaks", "Foreign Minister Wang Yi arrived. Later Wang said more."
+    mentions = MATCHER.find(Article(title=title, text=text))
+    found = [(m.field, m.text) for m in mentions if m.id == "wang-yi"]
+    assert found == [("title", "Wang"), ("text", "Foreign Minister Wang Yi"), ("text", "Wang")]
+    assert MATCHER.find(Article(title=title, text="Later Wang said more.")) == ()
+
+
 def test_longest_alias_wins_and_weak_inside_strong_is_not_counted_twice() -> None:
     mentions = MATCHER.find(Article(title="Wang Yi meets Blinken", text=""))
     wang = [m for m in mentions if m.id == "wang-yi"]
