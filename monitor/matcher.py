@@ -28,7 +28,7 @@ from typing import Generic, NamedTuple, TypeVar
 import ahocorasick_rs
 
 from monitor.models import TEXT_FIELDS, Article, FieldName, Mention
-from monitor.normalise import FoldedText, fold, fold_string, whole_characters
+from monitor.normalise import FoldedText, character_offsets, fold, fold_string
 from monitor.watchlist import Entity, Role, Watchlist
 
 
@@ -399,19 +399,27 @@ class _Variant:
 
 class _Automaton(Generic[_Value]):
     """Aho–Corasick over many keys at once, each standing for a value: every occurrence,
-    overlapping ones included, as (index of the key's value in ``values``, start, end)."""
+    overlapping ones included, as (index of the key's value in ``values``, start, end).
+
+    It reads the text in UTF-8 and maps the few hits back to characters (none to map in ASCII
+    text). Asked for character offsets, the automaton would map every byte of every text."""
 
     def __init__(self, keys: dict[str, _Value]) -> None:
         self.values = list(keys.values())
-        self._automaton = ahocorasick_rs.AhoCorasick(list(keys))
+        encoded = [key.encode("utf-8", "surrogatepass") for key in keys]
+        self._automaton = ahocorasick_rs.BytesAhoCorasick(encoded)
 
     def find(self, text: str) -> list[tuple[int, int, int]]:
-        find = self._automaton.find_matches_as_indexes
-        try:
-            found: list[tuple[int, int, int]] = find(text, overlapping=True)
-        except UnicodeEncodeError:  # a lone surrogate: no key holds one, so none matches it
-            found = find(whole_characters(text), overlapping=True)
-        return found
+        encoded = text.encode("utf-8", "surrogatepass")
+        found: list[tuple[int, int, int]] = self._automaton.find_matches_as_indexes(
+            encoded, overlapping=True
+        )
+        if not found or len(encoded) == len(text):  # ASCII: bytes are characters
+            return found
+        characters = character_offsets(
+            encoded, (at for _, start, end in found for at in (start, end))
+        )
+        return [(index, characters[start], characters[end]) for index, start, end in found]
 
 
 def _spaced_automaton(keys: dict[str, list[_Form]]) -> _Automaton[tuple[_Variant, ...]] | None:

@@ -15,7 +15,7 @@ import functools
 import re
 import unicodedata
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import overload
 
@@ -129,6 +129,17 @@ def whole_characters(text: str) -> str:
     """``text`` with each lone surrogate (half of a UTF-16 pair, which a JSON escape such as
     ``\\ud800`` can spell and no UTF-8 text can hold) replaced by U+FFFD."""
     return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def character_offsets(encoded: bytes, offsets: Iterable[int]) -> dict[int, int]:
+    """Places in UTF-8 ``encoded`` (a lone surrogate as "surrogatepass" writes it), each where
+    a character starts or ends, as offsets in characters into the text it encodes."""
+    characters: dict[int, int] = {}
+    last = count = 0
+    for at in sorted(set(offsets)):
+        count += len(encoded[last:at].decode("utf-8", "surrogatepass"))
+        characters[at], last = count, at
+    return characters
 
 
 def fold_string(text: str) -> str:

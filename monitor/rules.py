@@ -48,7 +48,13 @@ from monitor.durations import parse_duration
 from monitor.errors import ConfigError, MonitorError, Problem
 from monitor.matcher import ends_word, starts_word
 from monitor.models import TEXT_FIELDS, Article, Mention, RuleHit
-from monitor.normalise import FoldedText, fold, fold_string, whole_characters
+from monitor.normalise import (
+    FoldedText,
+    character_offsets,
+    fold,
+    fold_string,
+    whole_characters,
+)
 from monitor.watchlist import Entity, Watchlist
 
 #: Fields a word, phrase, regular expression, actor or topic can be restricted to.
@@ -1059,14 +1065,5 @@ def _regex_spans(pattern: Any, text: str) -> list[tuple[int, int]]:
     spans = _pattern_spans(pattern, encoded)
     if not spans or len(encoded) == len(text):  # ASCII: bytes are characters
         return spans
-    return _in_characters(encoded, spans)
-
-
-def _in_characters(encoded: bytes, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Spans of UTF-8 ``encoded`` in bytes, as spans of its text in characters."""
-    characters: dict[int, int] = {}
-    last = count = 0
-    for at in sorted({at for span in spans for at in span}):
-        count += len(encoded[last:at].decode("utf-8"))
-        characters[at], last = count, at
+    characters = character_offsets(encoded, (at for span in spans for at in span))
     return [(characters[start], characters[end]) for start, end in spans]

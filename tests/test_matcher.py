@@ -405,9 +405,20 @@ def test_lone_surrogates_do_not_stop_matching() -> None:
     """Text holding half of a UTF-16 pair (parsing replaces them, but an article may be built
     elsewhere) is matched around it, in spaced and unspaced scripts alike."""
     article = Article(title="Blinken \ud800 meets", text="王毅\udc00会见 Antony Blinken \udfff")
-    mentions = [(m.field, m.id) for m in MATCHER.find(article)]
+    mentions = [(m.field, m.id, m.text) for m in MATCHER.find(article)]
     assert mentions == [
-        ("title", "antony-blinken"),
-        ("text", "wang-yi"),
-        ("text", "antony-blinken"),
+        ("title", "antony-blinken", "Blinken"),
+        ("text", "wang-yi", "王毅"),
+        ("text", "antony-blinken", "Antony Blinken"),
+    ]
+
+
+def test_spans_count_characters_whatever_their_size_in_utf_8() -> None:
+    """Matching reads text in UTF-8 (one to four bytes a character); spans are in characters."""
+    text = "Москва 🇺🇸🇨🇳 \ud800 Ελλάδα: Blinken met 王毅 and Wang Yi 😀"
+    mentions = MATCHER.find(Article(title="", text=text))
+    assert [(text[m.start : m.end], m.text) for m in mentions] == [
+        ("Blinken", "Blinken"),
+        ("王毅", "王毅"),
+        ("Wang Yi", "Wang Yi"),
     ]
