@@ -167,9 +167,7 @@ def ends_word(text: str, end: int) -> bool:
 
 
 # Where the text is not a word, a space: ASCII in one C pass, the rest by the characters found.
-_ASCII_SPACES = bytes(
-    b if chr(b).isalnum() or chr(b) == "'" or b >= 128 else 32 for b in range(256)
-)
+_ASCII_SPACES = bytes(b if chr(b).isalnum() or b >= 128 else 32 for b in range(256))
 _ASCII = bytes(range(128))
 # Non-ASCII characters met so far, and whether each stands outside words (a space in the
 # word-spaced text). Filled as characters are first met; a dict's item assignment is atomic.
@@ -182,9 +180,10 @@ _SHORT_UTF8 = bytes(range(0xE0))
 
 def word_spaced(text: str) -> str:
     """``text`` with every character that is not part of a word turned into a space, the same
-    length: scripts without spaces, punctuation, and apostrophes except inside a word
-    ("xi'an", "o'sullivan"; a possessive "'s" ends the word). A form found between spaces in
-    it is a whole word in ``text``."""
+    length: scripts without spaces, punctuation and apostrophes. A form found between spaces in
+    it is a whole word in ``text`` unless an apostrophe stands next to it: there
+    ``starts_word`` and ``ends_word`` decide ("o'sullivan" holds no word "sullivan", but
+    "blinken's" holds "blinken")."""
     return _word_spaced(text)[0]
 
 
@@ -193,8 +192,6 @@ def _word_spaced(text: str) -> tuple[str, bool]:
     (``_has_unspaced``, found on the way)."""
     encoded = text.encode("utf-8", "surrogatepass")
     spaced = encoded.translate(_ASCII_SPACES).decode("utf-8", "surrogatepass")
-    if "'" in spaced:
-        spaced = _loose_apostrophes(spaced)
     if text.isascii():
         return spaced, False
     others = encoded.translate(None, _ASCII).decode("utf-8", "surrogatepass")
@@ -232,39 +229,39 @@ def _outside_words(char: str) -> bool:
     return outside
 
 
-# An apostrophe with no letter or digit on one side of it; then, among those left (all inside
-# a word), a possessive "'s". Both read letters and digits as the regular expression's word
-# characters less "_", which are is_word_char's but for combining marks.
-_APOSTROPHE_OUTSIDE = re.compile(r"'(?:(?<![^\W_]')|(?![^\W_]))")
-_POSSESSIVE = re.compile(r"'s(?![^\W_])")
-# An apostrophe next to a character outside ASCII that is neither a letter nor a digit: a
-# combining mark there is part of the word.
-_APOSTROPHE_BY_OTHER = re.compile(r"'(?:(?<=[^\w\x00-\x7f]')|s?[^\w\x00-\x7f])")
+def _spaced_words(
+    automaton: _Automaton[_SpacedKey], text: str, spaced: str, found: list[tuple[int, int, _Entry]]
+) -> None:
+    """Add to ``found`` the forms of spaced scripts in folded ``text``, looked up in its
+    word-spaced form ``spaced``."""
+    keys = automaton.values
+    for index, start, last in automaton.find(f" {spaced} "):  # " words ": trim spaces
+        end = last - 2
+        if ((start and text[start - 1] == "'") or text[end : end + 1] == "'") and _inside_a_word(
+            text, start, end
+        ):
+            continue
+        word, variants = keys[index]
+        if word is not None:
+            found.append((start, end, word))
+            continue
+        for variant in variants:
+            if place := variant.place(text, start, end):
+                found.append(place)
 
 
-def _loose_apostrophes(text: str) -> str:
-    """Apostrophes outside words become spaces; a possessive "'s" becomes two."""
-    if not text.isascii() and _APOSTROPHE_BY_OTHER.search(text):
-        return _loose_apostrophes_each(text)
-    return _POSSESSIVE.sub("  ", _APOSTROPHE_OUTSIDE.sub(" ", text))
-
-
-def _loose_apostrophes_each(text: str) -> str:
-    """``_loose_apostrophes`` one apostrophe at a time, reading words as is_word_char does."""
-    pieces, cursor = [], 0
-    at = text.find("'")
-    while at >= 0:
-        after = text[at + 1 : at + 3]
-        inside = at > 0 and is_word_char(text[at - 1]) and is_word_char(after[:1] or " ")
-        possessive = inside and after[0] == "s" and not is_word_char(after[1:2] or " ")
-        if possessive or not inside:
-            width = 2 if possessive else 1
-            pieces.append(text[cursor:at])
-            pieces.append(" " * width)
-            cursor = at + width
-        at = text.find("'", at + 1)
-    pieces.append(text[cursor:])
-    return "".join(pieces)
+def _inside_a_word(text: str, start: int, end: int) -> bool:
+    """Whether words found between spaces in ``word_spaced(text)`` at ``start:end`` are part
+    of a longer word that an apostrophe joins them to ("o'sullivan", "xi'an"): where
+    ``starts_word`` or ``ends_word`` would say no, read for a hit of spaced script."""
+    if start > 1 and text[start - 1] == "'" and is_word_char(text[start - 2]):
+        return True
+    if text[end : end + 1] != "'":
+        return False
+    after = text[end + 1 : end + 3]
+    if after[:1] == "s" and not is_word_char(after[1:] or " "):  # a possessive ends the word
+        return False
+    return after != "" and is_word_char(after[0])
 
 
 class Matcher:
@@ -334,15 +331,7 @@ class Matcher:
             return found
         spaced, unspaced = _word_spaced(text)
         if self._spaced is not None:
-            padded = f" {spaced} "
-            keys = self._spaced.values
-            for index, start, last in self._spaced.find(padded):  # " words ": trim spaces
-                end = last - 2
-                for variant in keys[index]:
-                    if variant.single:
-                        found.append((start, end, variant.entry))
-                    elif place := variant.place(text, start, end):
-                        found.append(place)
+            _spaced_words(self._spaced, text, spaced, found)
         if self._unspaced is not None and unspaced:
             entries = self._unspaced.values
             for index, start, end in self._unspaced.find(text):
@@ -378,7 +367,7 @@ class _Variant:
     trail: str
     entry: _Entry
 
-    @functools.cached_property
+    @property
     def single(self) -> bool:
         """A single word with nothing around it: the text has it as written wherever its
         word-spaced form has it."""
@@ -422,7 +411,12 @@ class _Automaton(Generic[_Value]):
         return [(index, characters[start], characters[end]) for index, start, end in found]
 
 
-def _spaced_automaton(keys: dict[str, list[_Form]]) -> _Automaton[tuple[_Variant, ...]] | None:
+# A word-spaced key: the entry of the one single word it stands for (no need to look at the
+# text), else None and the variants to check against the text.
+_SpacedKey = tuple[_Entry | None, tuple[_Variant, ...]]
+
+
+def _spaced_automaton(keys: dict[str, list[_Form]]) -> _Automaton[_SpacedKey] | None:
     """The keys by their words, space-padded: each found word-spaced key is checked against
     the folded text, so punctuation inside a key must be in the text as written."""
     variants: dict[str, list[_Variant]] = {}
@@ -437,7 +431,14 @@ def _spaced_automaton(keys: dict[str, list[_Form]]) -> _Automaton[tuple[_Variant
         variants.setdefault(f" {words} ", []).append(variant)
     if not variants:
         return None
-    return _Automaton({padded: tuple(found) for padded, found in variants.items()})
+    return _Automaton(
+        {
+            padded: (found[0].entry, ())
+            if len(found) == 1 and found[0].single
+            else (None, tuple(found))
+            for padded, found in variants.items()
+        }
+    )
 
 
 def _automaton(forms: dict[str, list[_Form]]) -> _Automaton[_Entry] | None:
