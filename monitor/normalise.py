@@ -90,6 +90,10 @@ _FOLD_MAP = {
     "\ufeff": "",
     "\u00ad": "",
 }
+# Curly quotes and dashes, each with the one ASCII character it folds to.
+_PLAIN_PUNCTUATION = tuple(
+    (char, _FOLD_MAP[char]) for char in "\u2019\u201c\u201d\u2018\u2014\u2013"
+)
 _ASCII = bytes(range(128))
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # Bytes that do not begin a character outside the Basic Multilingual Plane in UTF-8.
@@ -169,7 +173,8 @@ def fold(text: str) -> FoldedText:
     """Fold clean text for matching, keeping the way back to the original offsets.
 
     Every character folds as ``_fold_char`` says. ASCII text is lower-cased, its backticks
-    made apostrophes. In other text, ASCII is folded a byte at a time by one
+    made apostrophes; so is text that is ASCII once its curly quotes and dashes are made
+    plain (most English). In other text, ASCII is folded a byte at a time by one
     ``bytes.translate``; then each distinct other character is replaced by its folded form,
     looked up once. Long text outside ASCII (Cyrillic, Greek …) is case-folded by
     ``str.casefold`` first instead, which leaves only a few characters to replace. Where every
@@ -179,8 +184,20 @@ def fold(text: str) -> FoldedText:
     """
     if text.isascii():  # only capitals and the backtick fold
         return FoldedText(text.lower().replace("`", "'"), range(len(text)))
+    plain = _with_plain_punctuation(text)
+    if plain.isascii():  # English text with curly quotes and dashes: nothing else to fold
+        return FoldedText(plain.lower().replace("`", "'"), range(len(text)))
     found = _replaced(*_partly_folded(text, text.encode("utf-8", "surrogatepass")))
     return _fold_each(text) if found is None else found
+
+
+def _with_plain_punctuation(text: str) -> str:
+    """``text`` with its curly quotes and dashes folded (each to one ASCII character), the
+    characters outside ASCII that English text mostly has."""
+    for char, plain in _PLAIN_PUNCTUATION:
+        if char in text:
+            text = text.replace(char, plain)
+    return text
 
 
 def _partly_folded(text: str, encoded: bytes) -> tuple[str, set[str]]:

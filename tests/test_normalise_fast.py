@@ -192,6 +192,15 @@ def test_a_word_found_in_folded_text_maps_back_to_its_source(text: str, word: st
     assert fold(text[source_start:source_end]).text == needle
 
 
+def test_curly_quotes_and_dashes_fold_to_one_ascii_character_each() -> None:
+    """Text that is ASCII once they are made plain is folded by replacing them; each folds to
+    the one ASCII character the character-by-character fold gives."""
+    for char, plain in normalise._PLAIN_PUNCTUATION:
+        assert reference_char(char) == plain and plain.isascii() and len(plain) == 1
+    text = "“Blinken’s” ‘visit’ — 2023–2024 `ok`"
+    assert fold(text).text == reference_fold(text)[0] == "\"blinken's\" 'visit' - 2023-2024 'ok'"
+
+
 def test_offsets_are_not_stored_when_every_character_folds_to_one() -> None:
     assert fold("Blinken’s “visit” to Zürich").origin == range(27)
     assert isinstance(fold("plain ascii").origin, range)
