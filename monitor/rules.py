@@ -116,7 +116,8 @@ class ArticleView:
         self._cache: dict[tuple[str, str], Any] = {}
         self._texts: dict[str, str] = {}
         self._folded: dict[str, FoldedText] = {}
-        self._possible: dict[str, frozenset[int]] = {}
+        self._possible: dict[str, frozenset[int]] = {}  # the word filter's answer by field
+        self._anywhere: frozenset[int] | None = None  # and for the title, summary and text
         grouped: dict[tuple[str, str], list[Mention]] = {}
         for m in self.mentions:
             grouped.setdefault((m.kind, m.id), []).append(m)
@@ -141,17 +142,26 @@ class ArticleView:
             found = self._folded[name] = fold(self.text(name))
         return found
 
-    def may_hold(self, clause: WordsClause, name: str) -> bool:
-        """Whether a word clause may hold in a field: one pass of the rule set's
-        ``WordFilter`` over the field answers for all its word clauses at once; without one,
-        whether the field has the clause's literal."""
-        index = None if self._words is None else self._words.index.get(clause)
-        if index is None or self._words is None:
-            return clause.needs in self.folded(name).text
+    def may_hold(self, clause: WordsClause, name: str | None = None) -> bool:
+        """Whether a word clause may hold in a field (by default, in any of the title, summary
+        and text): one pass of the rule set's ``WordFilter`` over a field answers for all its
+        word clauses at once; without one, whether the field has the clause's literal."""
+        words = self._words
+        index = None if words is None else words.index.get(clause)
+        if index is None or words is None:
+            return name is None or clause.needs in self.folded(name).text
+        if name is not None:
+            return index in self._possible_in(name, words)
+        if self._anywhere is None:
+            found = (self._possible_in(n, words) for n in TEXT_FIELDS)
+            self._anywhere = frozenset().union(*found)
+        return index in self._anywhere
+
+    def _possible_in(self, name: str, words: WordFilter) -> frozenset[int]:
         possible = self._possible.get(name)
         if possible is None:
-            possible = self._possible[name] = self._words.possible(self.folded(name).text)
-        return index in possible
+            possible = self._possible[name] = words.possible(self.folded(name).text)
+        return possible
 
     def mentions_of(self, kind: str, entity_id: str, scope: str | None) -> Evidence:
         found = self._by_entity.get((kind, entity_id), ())
@@ -341,6 +351,8 @@ class WordsClause(Clause):
         self.pattern = pattern
 
     def test(self, view: ArticleView) -> Evidence | None:
+        if self.fields is TEXT_FIELDS and not view.may_hold(self):
+            return None
         found = []
         for name in self.fields:
             if view.window is not None and view.window.field != name:
