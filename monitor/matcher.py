@@ -79,14 +79,16 @@ class _Found:
         self.negatives: list[_Hit] = []
         self.weak = False  # some hit may be a weak form
 
-    def add(self, field: FieldName, start: int, end: int, entry: _Entry) -> None:
-        """A hit of names and terms: where a key with nothing special stands."""
-        if entry.actors:
-            self.actors.append(_Hit(field, start, end, entry.actors))
-        if entry.topics:
-            self.topics.append(_Hit(field, start, end, entry.topics))
-        if entry.weak:
-            self.weak = True
+    def add(self, field: FieldName, hits: list[tuple[int, int, _Entry]]) -> None:
+        """The names and terms of a field's hits: (start, end, what the key stands for)."""
+        actors, topics = self.actors, self.topics
+        for start, end, entry in hits:
+            if entry.actors:
+                actors.append(_Hit(field, start, end, entry.actors))
+            if entry.topics:
+                topics.append(_Hit(field, start, end, entry.topics))
+            if entry.weak:
+                self.weak = True
 
     def add_special(
         self, field: FieldName, start: int, end: int, entry: _Entry, day: date, written: str
@@ -318,8 +320,9 @@ class Matcher:
     def _scan(
         self, field: FieldName, folded: FoldedText, source: str, day: date, found: _Found
     ) -> None:
-        for start, end, entry in self._whole_words(folded.text):
-            found.add(field, start, end, entry)
+        hits = self._whole_words(folded.text)
+        found.add(field, hits)
+        for start, end, entry in hits:
             if entry.special:
                 src_start, src_end = folded.span_in_source(start, end)
                 found.add_special(field, start, end, entry, day, source[src_start:src_end])
