@@ -35,7 +35,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 import re2
 import sentencex
@@ -70,6 +70,9 @@ _RE2_OPTIONS.longest_match = True
 _RE2_OPTIONS.log_errors = False
 
 Evidence = tuple[Mention, ...]
+# What a clause may need an article to have: an actor or topic mentioned, as (kind, id), or a
+# word clause that may hold (see ``Clause.needs_one_of``).
+Need: TypeAlias = "tuple[str, str] | WordsClause"
 
 
 class QueryError(MonitorError):
@@ -118,6 +121,7 @@ class ArticleView:
         self._folded: dict[str, FoldedText] = {}
         self._possible: dict[str, frozenset[int]] = {}  # the word filter's answer by field
         self._anywhere: frozenset[int] | None = None  # and for the title, summary and text
+        self._present: frozenset[WordsClause] | None = None  # see words_present
         grouped: dict[tuple[str, str], list[Mention]] = {}
         for m in self.mentions:
             grouped.setdefault((m.kind, m.id), []).append(m)
@@ -156,6 +160,18 @@ class ArticleView:
             found = (self._possible_in(n, words) for n in TEXT_FIELDS)
             self._anywhere = frozenset().union(*found)
         return index in self._anywhere
+
+    def words_present(self, words: WordFilter) -> frozenset[WordsClause]:
+        """The word clauses of ``words`` (the view's own) that may hold in a field they read."""
+        if self._present is None:
+            present = set(words.unfiltered)
+            for name in words.fields:
+                for index in self._possible_in(name, words):
+                    clause = words.clauses[index]
+                    if name in clause.fields:
+                        present.add(clause)
+            self._present = frozenset(present)
+        return self._present
 
     def _possible_in(self, name: str, words: WordFilter) -> frozenset[int]:
         possible = self._possible.get(name)
@@ -291,31 +307,36 @@ class Clause(ABC):
         return all(p.monotone for p in self.parts)
 
     @functools.cached_property
-    def needs_one_of(self) -> frozenset[tuple[str, str]] | None:
-        """Actors and topics, as (kind, id), of which an article must mention one for the
-        clause to hold; None when it may hold without any. A rule set does not test a rule
-        on an article that mentions none of them."""
+    def needs_one_of(self) -> frozenset[Need] | None:
+        """What an article must have one of for the clause to hold: actors and topics it
+        mentions, as (kind, id), and word clauses that may hold in it; None when it may hold
+        without any. A rule set does not test a rule on an article that has none of them."""
         return self._needs_one_of()
 
-    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+    def _needs_one_of(self) -> frozenset[Need] | None:
         return None
 
 
 def _narrowest(
-    needs: Iterable[frozenset[tuple[str, str]] | None],
-) -> frozenset[tuple[str, str]] | None:
+    needs: Iterable[frozenset[Need] | None],
+) -> frozenset[Need] | None:
     """What a clause needs that holds only where all its parts do: what any one of them
-    needs will do, the fewest entities that one."""
+    needs will do, the fewest that one, actors and topics before words (they are known
+    without a look at the text)."""
     found = [n for n in needs if n is not None]
-    return min(found, key=len) if found else None
+    return min(found, key=lambda n: (_has_words(n), len(n))) if found else None
+
+
+def _has_words(needs: frozenset[Need]) -> bool:
+    return any(isinstance(need, WordsClause) for need in needs)
 
 
 def _together(
-    needs: Iterable[frozenset[tuple[str, str]] | None],
-) -> frozenset[tuple[str, str]] | None:
+    needs: Iterable[frozenset[Need] | None],
+) -> frozenset[Need] | None:
     """What a clause needs that holds only where one of its parts does: one of everything
     they need, if each needs something."""
-    together: set[tuple[str, str]] = set()
+    together: set[Need] = set()
     for part in needs:
         if part is None:
             return None
@@ -327,7 +348,7 @@ class EntityClause(Clause):
     def __init__(self, entity: Entity, scope: str | None, min_score: float | None) -> None:
         self.entity, self.scope, self.min_score = entity, scope, min_score
 
-    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+    def _needs_one_of(self) -> frozenset[Need] | None:
         return frozenset([(self.entity.kind, self.entity.id)])
 
     def test(self, view: ArticleView) -> Evidence | None:
@@ -349,6 +370,9 @@ class WordsClause(Clause):
         self.label, self.find, self.needs = label, find, needs
         self.fields: tuple[str, ...] = (scope,) if scope else TEXT_FIELDS
         self.pattern = pattern
+
+    def _needs_one_of(self) -> frozenset[Need] | None:
+        return frozenset([self])
 
     def test(self, view: ArticleView) -> Evidence | None:
         if self.fields is TEXT_FIELDS and not view.may_hold(self):
@@ -391,7 +415,7 @@ class AllClause(Clause):
             evidence.extend(result)
         return tuple(evidence)
 
-    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+    def _needs_one_of(self) -> frozenset[Need] | None:
         return _narrowest(p.needs_one_of for p in self.parts)
 
 
@@ -407,7 +431,7 @@ class AnyClause(Clause):
                 evidence = result if evidence is None else evidence + result
         return evidence
 
-    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+    def _needs_one_of(self) -> frozenset[Need] | None:
         return _together(p.needs_one_of for p in self.parts)
 
 
@@ -436,7 +460,7 @@ class AtLeastClause(Clause):
                 held, evidence = held + 1, evidence + result
         return evidence if held >= self.count else None
 
-    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+    def _needs_one_of(self) -> frozenset[Need] | None:
         return _together(p.needs_one_of for p in self.parts) if self.count > 0 else None
 
 
@@ -458,7 +482,7 @@ class NearClause(Clause):
                     near.update({a: None, b: None})
         return tuple(near) or None
 
-    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+    def _needs_one_of(self) -> frozenset[Need] | None:
         return _narrowest(p.needs_one_of for p in self.parts)
 
     def _close(self, view: ArticleView, a: Mention, b: Mention) -> bool:
@@ -490,7 +514,7 @@ class SentenceClause(Clause):
                     return ()
         return tuple(dict.fromkeys(found)) if found else None
 
-    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+    def _needs_one_of(self) -> frozenset[Need] | None:
         return self.parts[0].needs_one_of
 
     def _candidates(self, view: ArticleView) -> list[Window]:
@@ -527,7 +551,7 @@ class RuleClause(Clause):
     def test(self, view: ArticleView) -> Evidence | None:
         return self.parts[0].test(view)
 
-    def _needs_one_of(self) -> frozenset[tuple[str, str]] | None:
+    def _needs_one_of(self) -> frozenset[Need] | None:
         return self.parts[0].needs_one_of
 
 
@@ -592,18 +616,24 @@ class WordFilter:
 
     def __init__(self, clauses: Iterable[WordsClause]) -> None:
         self.index: dict[WordsClause, int] = {}
+        self.clauses: list[WordsClause] = []  # by index
+        self.unfiltered: list[WordsClause] = []  # with a lone surrogate, which RE2 cannot read
         self._filter = re2.Filter()
-        for clause in clauses:
+        for clause in dict.fromkeys(clauses):
             pattern = clause.pattern or clause.needs
             # a lone surrogate (in a query given on the command line) has no UTF-8: such a
             # clause is left to search for its literal itself
-            if clause in self.index or whole_characters(pattern) != pattern:
+            if whole_characters(pattern) != pattern:
+                self.unfiltered.append(clause)
                 continue
             if not clause.pattern:
                 pattern = re2.escape(pattern)
             self.index[clause] = self._filter.Add(pattern, _RE2_OPTIONS)
+            self.clauses.append(clause)
         if self.index:
             self._filter.Compile()
+        #: the fields the clauses read
+        self.fields = tuple(dict.fromkeys(name for c in self.clauses for name in c.fields))
 
     def possible(self, text: str) -> frozenset[int]:
         """The indexes of the clauses that may hold in folded ``text``."""
@@ -627,23 +657,38 @@ def _word_clauses(clause: Clause) -> Iterator[WordsClause]:
 class RuleSet:
     rules: tuple[Rule, ...]
     words: WordFilter = field(init=False, repr=False, compare=False)
+    # the enabled rules, each with what it needs and whether that includes word clauses
+    _plan: tuple[tuple[Rule, frozenset[Need] | None, bool], ...] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         clauses = (c for rule in self.rules for c in _word_clauses(rule.clause))
         object.__setattr__(self, "words", WordFilter(clauses))
+        plan = tuple(
+            (rule, rule.clause.needs_one_of, _has_words(rule.clause.needs_one_of or frozenset()))
+            for rule in self.rules
+            if rule.enabled
+        )
+        object.__setattr__(self, "_plan", plan)
 
     def evaluate(
         self, article: Article, mentions: Sequence[Mention], now: datetime | None = None
     ) -> tuple[RuleHit, ...]:
-        """The enabled rules this article satisfies. A rule that needs one of some actors and
-        topics the article does not mention is not tested: it cannot hold."""
+        """The enabled rules this article satisfies. A rule that needs one of some actors,
+        topics and word clauses is not tested on an article that mentions none of those
+        actors and topics and where the word filter rules out those word clauses: it cannot
+        hold (a presearch, as a percolator has)."""
         named = {(m.kind, m.id) for m in mentions}
         view = None
         hits = []
-        for rule in self.rules:
-            needs = rule.clause.needs_one_of
-            if not rule.enabled or (needs is not None and needs.isdisjoint(named)):
-                continue
+        for rule, needs, words in self._plan:
+            if needs is not None and needs.isdisjoint(named):
+                if not words:
+                    continue
+                view = view or ArticleView(article, mentions, now, self.words)
+                if needs.isdisjoint(view.words_present(self.words)):
+                    continue
             view = view or ArticleView(article, mentions, now, self.words)
             hit = rule.evaluate(view)
             if hit is not None:
