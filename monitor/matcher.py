@@ -20,7 +20,7 @@ import itertools
 import operator
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Generic, NamedTuple, TypeVar
@@ -517,21 +517,21 @@ def _decided(
     """The mentions that hits of weak forms and role titles make, read with the rest of the
     article. Most weak hits (a common word that is someone's surname) have no full name
     nearby to confirm them, and are dropped at once."""
-    strong = _strong_positions(chosen)
-    undecided = [(hit, forms) for hit, forms in undecided if _may_be_named(forms, strong)]
+    strongly = {(f.entity.kind, f.entity.id) for _, forms in chosen for f in forms if not f.weak}
+    undecided = [(hit, forms) for hit, forms in undecided if _may_be_named(forms, strongly)]
     if not undecided:
         return
-    reading = _Reading(article, folded, chosen, strong)
+    reading = _Reading(article, folded, chosen, _strong_positions(chosen))
     for hit, forms in undecided:
         named = _named(reading, hit, forms)
         if named is not None:
             yield _mention(hit, named, sources[hit.field], folded[hit.field])
 
 
-def _may_be_named(forms: tuple[_Form, ...], strong: _Positions) -> bool:
+def _may_be_named(forms: tuple[_Form, ...], strong: Container[tuple[str, str]]) -> bool:
     """Whether the rest of the article may have a hit's weak forms or role title name
     someone: a role title may; a weak form only where its entity, or an actor confirming it,
-    is named by a strong form somewhere (``strong``: where each entity is)."""
+    is named by a strong form somewhere (``strong``: those entities, as (kind, id))."""
     for form in forms:
         entity = form.entity
         if not form.weak or (entity.kind, entity.id) in strong:
@@ -661,9 +661,10 @@ def _strong_positions(chosen: list[tuple[_Hit, tuple[_Form, ...]]]) -> _Position
     """Where each entity is named by a strong form: (kind, id) → [(field rank, field, start)]."""
     positions: _Positions = {}
     for hit, forms in chosen:
-        position = _position(hit)
+        position = None
         for form in forms:
             if not form.weak:
+                position = position or _position(hit)
                 key = (form.entity.kind, form.entity.id)
                 positions.setdefault(key, []).append(position)
     return positions
