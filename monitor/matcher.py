@@ -52,19 +52,23 @@ class _Entry:
     roles: tuple[_Form, ...]
     negative: tuple[_Form, ...]
     cased: tuple[_Form, ...]
-    weak: bool  # some name or term here is a weak form
+    weak_actor: bool  # some name here is a weak form
+    weak_topic: bool  # some term here is a weak form
     special: bool  # some role title, negative context or form in its own case
 
     @classmethod
     def of(cls, forms: list[_Form]) -> _Entry:
         plain = [f for f in forms if not (f.role or f.negative or f.cased)]
+        actors = tuple(f for f in plain if f.entity.kind == "actor")
+        topics = tuple(f for f in plain if f.entity.kind == "topic")
         return cls(
-            tuple(f for f in plain if f.entity.kind == "actor"),
-            tuple(f for f in plain if f.entity.kind == "topic"),
+            actors,
+            topics,
             tuple(f for f in forms if f.role),
             tuple(f for f in forms if f.negative),
             tuple(f for f in forms if f.cased),
-            any(f.weak for f in plain),
+            any(f.weak for f in actors),
+            any(f.weak for f in topics),
             len(plain) < len(forms),
         )
 
@@ -77,7 +81,7 @@ class _Found:
         self.topics: list[_Hit] = []
         self.roles: list[_Hit] = []
         self.negatives: list[_Hit] = []
-        self.weak = False  # some hit may be a weak form
+        self.weak_actors = self.weak_topics = False  # some hit of actors, of topics is weak
 
     def add(self, field: FieldName, hits: list[tuple[int, int, _Entry]]) -> None:
         """The names and terms of a field's hits: (start, end, what the key stands for)."""
@@ -85,10 +89,10 @@ class _Found:
         for start, end, entry in hits:
             if entry.actors:
                 actors.append(_Hit(field, start, end, entry.actors))
+                self.weak_actors = self.weak_actors or entry.weak_actor
             if entry.topics:
                 topics.append(_Hit(field, start, end, entry.topics))
-            if entry.weak:
-                self.weak = True
+                self.weak_topics = self.weak_topics or entry.weak_topic
 
     def add_special(
         self, field: FieldName, start: int, end: int, entry: _Entry, day: date, written: str
@@ -298,9 +302,10 @@ class Matcher:
         folded = {name: fold(text) for name, text in sources.items()}
         found = _Found()
         for name in TEXT_FIELDS:
-            self._scan(name, folded[name], sources[name], day, found)
-        chosen = _leftmost_longest(found.actors, found.weak) + _leftmost_longest(
-            found.topics, found.weak
+            if sources[name]:
+                self._scan(name, folded[name], sources[name], day, found)
+        chosen = _leftmost_longest(found.actors, found.weak_actors) + _leftmost_longest(
+            found.topics, found.weak_topics
         )
         chosen = _with_roles(chosen, found.roles)
         if found.negatives:
