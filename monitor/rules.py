@@ -636,8 +636,8 @@ class WordFilter:
         self.fields = tuple(dict.fromkeys(name for c in self.clauses for name in c.fields))
 
     def possible(self, text: str) -> frozenset[int]:
-        """The indexes of the clauses that may hold in folded ``text``."""
-        if not self.index:
+        """The indexes of the clauses that may hold in folded ``text`` (none in no text)."""
+        if not self.index or not text:
             return frozenset()
         try:
             encoded = text.encode("utf-8")
