@@ -393,6 +393,11 @@ def test_cased_aliases_match_only_as_written(tmp_path: Path, text: str, expected
         ("Blinken", "Blinken’s trip", "Blinken"),
         ("Sullivan", "O'Sullivan won", None),
         ("Xi", "flights to Xi'an", None),
+        # a key ending in a possessive keeps to the same rules at its end as any other word
+        ("Moody's", "Moody's rating cut", "Moody's"),
+        ("Moody's", "穆迪Moody's公司", "Moody's"),  # a change of script is a boundary
+        ("Moody's", "the 'Moody's' view", "Moody's"),
+        ("Moody's", "Moody's'rating", None),  # an apostrophe between letters joins them
     ],
 )
 def test_punctuation_in_and_around_forms(alias: str, text: str, expected: str | None) -> None:
