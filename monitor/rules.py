@@ -29,6 +29,7 @@ import bisect
 import functools
 import hashlib
 import itertools
+import logging
 import operator
 import re
 from abc import ABC, abstractmethod
@@ -61,6 +62,7 @@ from monitor.watchlist import Entity, Watchlist
 SCOPE_FIELDS = ("title", "summary", "text", "source", "url", "author")
 #: Fields that test the article itself.
 ARTICLE_FIELDS = ("lang", "published")
+log = logging.getLogger(__name__)
 _POSITION = re.compile(r"position (\d+)")
 # Regular expressions in rules ignore case (the text they read is folded) and, where two
 # alternatives start together, take the longer: /sanction|sanctions/ finds all of "sanctions".
@@ -617,7 +619,7 @@ class WordFilter:
     def __init__(self, clauses: Iterable[WordsClause]) -> None:
         self.index: dict[WordsClause, int] = {}
         self.clauses: list[WordsClause] = []  # by index
-        self.unfiltered: list[WordsClause] = []  # with a lone surrogate, which RE2 cannot read
+        self.unfiltered: list[WordsClause] = []  # those that search for themselves
         self._filter = re2.Filter()
         for clause in dict.fromkeys(clauses):
             pattern = clause.pattern or clause.needs
@@ -631,7 +633,16 @@ class WordFilter:
             self.index[clause] = self._filter.Add(pattern, _RE2_OPTIONS)
             self.clauses.append(clause)
         if self.index:
-            self._filter.Compile()
+            try:
+                self._filter.Compile()
+            except re2.error:  # more literals than RE2 lets one set hold in memory
+                log.warning(
+                    "rules: %d words and patterns are too many to look for in one pass; "
+                    "each is searched for on its own",
+                    len(self.index),
+                )
+                self.unfiltered.extend(self.clauses)
+                self.index, self.clauses = {}, []
         #: the fields the clauses read
         self.fields = tuple(dict.fromkeys(name for c in self.clauses for name in c.fields))
 

@@ -3,6 +3,7 @@ gets (with the rule's name and the position in the query)."""
 
 from __future__ import annotations
 
+import random
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -461,6 +462,30 @@ def test_the_word_filter_always_passes_what_it_cannot_rule_out() -> None:
     assert words.possible("a DEAL, x\udc80y") == {year, deal}
     view = ArticleView(Article(title="a deal in x\udc80y", text=""), (), words=words)
     assert [r.evaluate(view) is not None for r in rules] == [False, True, True]
+
+
+def test_a_rule_set_with_too_many_words_for_one_filter_searches_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """RE2 caps the memory of one set: past some thousands of words the word filter cannot be
+    built, and each word searches the text on its own, as without a filter."""
+    rng = random.Random(0)
+    words = list(
+        dict.fromkeys(
+            "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(5, 9)))
+            for _ in range(16_000)
+        )
+    )
+    configs = [
+        RuleConfig(name=f"r{i}", query=" OR ".join(words[start : start + 100]))
+        for i, start in enumerate(range(0, len(words), 100))
+    ]
+    with caplog.at_level("WARNING", logger="monitor.rules"):
+        rules = compile_rules(configs, WATCHLIST, "x")
+    assert "too many to look for in one pass" in caplog.text
+    assert not rules.words.index and len(rules.words.unfiltered) == len(words)
+    article = Article(title=f"{words[5]} and", text=f"then {words[-1]}.")
+    assert [h.rule for h in rules.evaluate(article, ())] == ["r0", configs[-1].name]
 
 
 def test_a_syntax_error_names_one_position() -> None:
