@@ -650,11 +650,7 @@ class WordFilter:
         """The indexes of the clauses that may hold in folded ``text`` (none in no text)."""
         if not self.index or not text:
             return frozenset()
-        try:
-            encoded = text.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: U+FFFD in its place, as the search reads
-            encoded = whole_characters(text).encode("utf-8")
-        return frozenset(self._filter.Match(encoded, True) or ())
+        return frozenset(self._filter.Match(_utf8(text), True) or ())
 
 
 def _word_clauses(clause: Clause) -> Iterator[WordsClause]:
@@ -1126,12 +1122,18 @@ def _regex_spans(pattern: Any, text: str) -> list[tuple[int, int]]:
     """Where an RE2 pattern matches ``text``. It searches the text in UTF-8, a lone surrogate
     (which UTF-8 cannot hold) as U+FFFD so that characters stay where they are, and maps the
     few spans found back to characters."""
-    try:
-        encoded = text.encode("utf-8")
-    except UnicodeEncodeError:
-        encoded = whole_characters(text).encode("utf-8")
+    encoded = _utf8(text)
     spans = _pattern_spans(pattern, encoded)
     if not spans or len(encoded) == len(text):  # ASCII: bytes are characters
         return spans
     characters = character_offsets(encoded, (at for span in spans for at in span))
     return [(characters[start], characters[end]) for start, end in spans]
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` in UTF-8 as RE2 reads it: a lone surrogate (which UTF-8 cannot hold) as U+FFFD,
+    three bytes as "surrogatepass" would write, so that characters stay where they are."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return whole_characters(text).encode("utf-8")
