@@ -4,6 +4,7 @@ tests/data/articles/ with the expectations a careful reader wrote in their SOURC
 from __future__ import annotations
 
 import csv
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from conftest import DATA, REPO
 from monitor.config import default_config
 from monitor.errors import ConfigError
 from monitor.matcher import Matcher
-from monitor.models import Article
+from monitor.models import Article, Mention
 from monitor.parse import read_document
 from monitor.runtime import load_runtime
 from monitor.watchlist import Entity, Watchlist, load_watchlist
@@ -107,6 +108,16 @@ def test_actor_cases(title: str, text: str, actor: str, expected: bool) -> None:
 def test_topic_cases(title: str, text: str, topic: str, expected: bool) -> None:
     _, topics = found(title, text)
     assert (topic in topics) is expected
+
+
+def test_a_mention_is_a_frozen_value() -> None:
+    mention = Mention("actor", "wang-yi", "title", 0, 7, "Wang Yi", "Wang Yi")
+    assert mention == Mention(**dataclasses.asdict(mention))
+    assert hash(mention) == hash(dataclasses.replace(mention))
+    assert dataclasses.replace(mention, start=1) != mention
+    assert dataclasses.astuple(mention) == ("actor", "wang-yi", "title", 0, 7, "Wang Yi", "Wang Yi")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mention.start = 1  # type: ignore[misc]
 
 
 def test_every_mention_points_at_its_words() -> None:
