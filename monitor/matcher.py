@@ -583,6 +583,8 @@ def _leftmost_longest(hits: list[_Hit], weak: bool) -> list[tuple[_Hit, tuple[_F
     """Non-overlapping hits per field: the earliest start wins, then the longest. A weak form
     (``weak``: some hit may have one) overlapping a strong form of the same entity gives way to
     it first ("Mr Wang Yi" is the strong "Wang Yi", not the weak "Mr Wang")."""
+    if len(hits) < 2:
+        return [(hit, hit.forms) for hit in hits]
     if weak:
         weakly = {(h.field, f.entity.id) for h in hits for f in h.forms if f.weak}
         strong: dict[tuple[str, str], list[tuple[int, int]]] = {}

@@ -124,10 +124,6 @@ class ArticleView:
         self._possible: dict[str, frozenset[int]] = {}  # the word filter's answer by field
         self._anywhere: frozenset[int] | None = None  # and for the title, summary and text
         self._present: frozenset[WordsClause] | None = None  # see words_present
-        grouped: dict[tuple[str, str], list[Mention]] = {}
-        for m in self.mentions:
-            grouped.setdefault((m.kind, m.id), []).append(m)
-        self._by_entity = {key: tuple(found) for key, found in grouped.items()}
 
     def within(self, window: Window) -> ArticleView:
         """The same article, with clauses confined to ``window``."""
@@ -182,7 +178,10 @@ class ArticleView:
         return possible
 
     def mentions_of(self, kind: str, entity_id: str, scope: str | None) -> Evidence:
-        found = self._by_entity.get((kind, entity_id), ())
+        by_entity = self._cache.get(("mentions", ""))  # shared with the views ``within`` makes
+        if by_entity is None:
+            by_entity = self._cache["mentions", ""] = _by_entity(self.mentions)
+        found = by_entity.get((kind, entity_id), ())
         if scope is None and self.window is None:
             return found
         return tuple(
@@ -651,6 +650,13 @@ class WordFilter:
         if not self.index or not text:
             return frozenset()
         return frozenset(self._filter.Match(_utf8(text), True) or ())
+
+
+def _by_entity(mentions: Sequence[Mention]) -> dict[tuple[str, str], Evidence]:
+    grouped: dict[tuple[str, str], list[Mention]] = {}
+    for m in mentions:
+        grouped.setdefault((m.kind, m.id), []).append(m)
+    return {key: tuple(found) for key, found in grouped.items()}
 
 
 def _word_clauses(clause: Clause) -> Iterator[WordsClause]:
