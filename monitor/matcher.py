@@ -15,7 +15,9 @@ its entry's hits nearby; a topic counts only when its hits' weights reach its mi
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
+import gc
 import itertools
 import operator
 import re
@@ -58,18 +60,30 @@ class _Entry:
 
     @classmethod
     def of(cls, forms: list[_Form]) -> _Entry:
-        plain = [f for f in forms if not (f.role or f.negative or f.cased)]
-        actors = tuple(f for f in plain if f.entity.kind == "actor")
-        topics = tuple(f for f in plain if f.entity.kind == "topic")
+        # one loop: a key has a form or two, and there is an entry for every key
+        actors, topics, roles, negative, cased = [], [], [], [], []
+        for form in forms:
+            if form.role:
+                roles.append(form)
+            if form.negative:
+                negative.append(form)
+            if form.cased:
+                cased.append(form)
+            if not (form.role or form.negative or form.cased):
+                kind = form.entity.kind
+                if kind == "actor":
+                    actors.append(form)
+                elif kind == "topic":
+                    topics.append(form)
         return cls(
-            actors,
-            topics,
-            tuple(f for f in forms if f.role),
-            tuple(f for f in forms if f.negative),
-            tuple(f for f in forms if f.cased),
+            tuple(actors),
+            tuple(topics),
+            tuple(roles),
+            tuple(negative),
+            tuple(cased),
             any(f.weak for f in actors),
             any(f.weak for f in topics),
-            len(plain) < len(forms),
+            bool(roles or negative or cased),
         )
 
 
@@ -284,15 +298,16 @@ class Matcher:
         self._scored = {t.id for t in watchlist.topics if t.weights or t.min_score > 1.0}
         keys: dict[str, list[_Form]] = {}
         unspaced: dict[str, list[_Form]] = {}
-        for entity in watchlist.entities:
-            for form in _forms(entity):
-                key = fold_string(form.alias).strip()
-                if _HAS_UNSPACED.search(key):
-                    unspaced.setdefault(key, []).append(form)
-                elif key:
-                    keys.setdefault(key, []).append(form)
-        self._spaced = _spaced_automaton(keys)
-        self._unspaced = _automaton(unspaced)
+        with _collector_paused():
+            for entity in watchlist.entities:
+                for form in _forms(entity):
+                    key = fold_string(form.alias).strip()
+                    if _HAS_UNSPACED.search(key):
+                        unspaced.setdefault(key, []).append(form)
+                    elif key:
+                        keys.setdefault(key, []).append(form)
+            self._spaced = _spaced_automaton(keys)
+            self._unspaced = _automaton(unspaced)
 
     def find(self, article: Article, on: date | None = None) -> tuple[Mention, ...]:
         """All confirmed mentions, in reading order (title, summary, text). Roles are read as
@@ -363,6 +378,20 @@ class Matcher:
             if short
             else mentions
         )
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused: building the automata makes several objects for every
+    alias, none of them garbage, and the collector would walk them all again and again (a
+    quarter of the time it takes to build for 50,000 aliases)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gc
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -108,6 +109,18 @@ def test_actor_cases(title: str, text: str, actor: str, expected: bool) -> None:
 def test_topic_cases(title: str, text: str, topic: str, expected: bool) -> None:
     _, topics = found(title, text)
     assert (topic in topics) is expected
+
+
+def test_building_a_matcher_leaves_the_cycle_collector_as_it_was() -> None:
+    assert gc.isenabled()
+    Matcher(WATCHLIST)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        Matcher(WATCHLIST)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_mention_is_a_frozen_value() -> None:
