@@ -327,7 +327,8 @@ class Matcher:
             chosen = _without_negated(chosen, found.negatives, folded)
         mentions, undecided = [], []
         for hit, forms in chosen:
-            form = _plainly_named(forms)
+            first = forms[0]  # most hits: one strong form, which names its entity plainly
+            form = _plainly_named(forms) if first.weak or first.role else first
             if form is None:
                 undecided.append((hit, forms))
             else:
@@ -866,6 +867,8 @@ def _title_of_someone(reading: _Reading, hit: _Hit) -> bool:
 
 def _mention(hit: _Hit, form: _Form, source: str, folded: FoldedText) -> Mention:
     """The mention a hit in folded text makes, in the words of the field's ``source`` text."""
-    start, end = folded.span_in_source(hit.start, hit.end)
+    start, end = hit.start, hit.end
+    if type(folded.origin) is not range:  # some characters folded to several or to none
+        start, end = folded.span_in_source(start, end)
     entity = form.entity
     return Mention(entity.kind, entity.id, hit.field, start, end, source[start:end], form.alias)
