@@ -75,16 +75,26 @@ class _Entry:
                     actors.append(form)
                 elif kind == "topic":
                     topics.append(form)
+        names, terms = _strongest(actors), _strongest(topics)
         return cls(
-            tuple(actors),
-            tuple(topics),
+            names,
+            terms,
             tuple(roles),
             tuple(negative),
             tuple(cased),
-            any(f.weak for f in actors),
-            any(f.weak for f in topics),
+            any(f.weak for f in names),
+            any(f.weak for f in terms),
             bool(roles or negative or cased),
         )
+
+
+def _strongest(forms: list[_Form]) -> tuple[_Form, ...]:
+    """The forms of one key, less the weak forms of entities it is also a strong form of: a
+    weak "Zurich" and a strong "Zürich" fold alike, and the key names Zürich plainly."""
+    if len(forms) < 2 or all(not f.weak for f in forms):
+        return tuple(forms)
+    strong = {f.entity.id for f in forms if not f.weak}
+    return tuple(f for f in forms if not (f.weak and f.entity.id in strong))
 
 
 class _Found:

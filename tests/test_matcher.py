@@ -152,6 +152,24 @@ def test_a_weak_alias_counts_wherever_the_full_name_is_in_the_article() -> None:
     assert MATCHER.find(Article(title=title, text="Later Wang said more.")) == ()
 
 
+@pytest.mark.parametrize(
+    ("title", "text"),
+    [
+        ("Flooding in Zurich", ""),
+        ("Flooding in Zürich", ""),
+        ("Flooding in Zurich", "Zürich and Basel dry out; Zurich counts the cost."),
+    ],
+)
+def test_a_weak_alias_that_folds_like_a_strong_one_is_the_strong_one(title: str, text: str) -> None:
+    """ "Zurich" (weak) and "Zürich" (strong) fold to one key: found, it names the city plainly,
+    however many times the article has it."""
+    city = Entity("actor", "zurich", "Zürich", ("Zürich",), ("Zurich",), actor_kind="place")
+    mentions = Matcher(Watchlist((city,), ())).find(Article(title=title, text=text))
+    expected = [("title", title[12:])] + [("text", w) for w in ("Zürich", "Zurich") if text]
+    assert [(m.field, m.text) for m in mentions] == expected
+    assert {m.alias for m in mentions} == {"Zürich"}
+
+
 def test_longest_alias_wins_and_weak_inside_strong_is_not_counted_twice() -> None:
     mentions = MATCHER.find(Article(title="Wang Yi meets Blinken", text=""))
     wang = [m for m in mentions if m.id == "wang-yi"]
