@@ -530,7 +530,7 @@ class SentenceClause(Clause):
             return []
         starts = {(m.field, m.start) for m in evidence if m.field in TEXT_FIELDS}
         windows = []
-        for name in {f for f, _ in starts}:
+        for name in (n for n in TEXT_FIELDS if any(f == n for f, _ in starts)):  # reading order
             for s, e in view.sentences(name):
                 if any(f == name and s <= at < e for f, at in starts):
                     windows.append(Window(name, s, e))

@@ -3,8 +3,11 @@ gets (with the rule's name and the position in the query)."""
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -213,6 +216,38 @@ def test_evidence_names_what_matched() -> None:
     }
     for m in evidence:
         assert ARTICLE.field_text(m.field)[m.start : m.end] == m.text  # type: ignore[arg-type]
+
+
+_SENTENCE_EVIDENCE = """
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from monitor.matcher import Matcher
+from monitor.parse import read_document
+from monitor.rules import ArticleView, compile_query
+from monitor.watchlist import load_watchlist
+watchlist = load_watchlist([Path("seeds/watchlist.toml")])
+article = read_document(Path(sys.argv[1]))
+view = ArticleView(article, Matcher(watchlist).find(article), now=datetime(2023, 2, 19, tzinfo=UTC))
+evidence = compile_query("SENTENCE(actor:antony-blinken)", watchlist).clause.test(view)
+print(" ".join(dict.fromkeys(m.field for m in evidence)))
+"""
+
+
+def test_sentence_evidence_is_in_reading_order_whatever_the_hash_seed() -> None:
+    """Blinken is in the title and the text: the evidence lists the title's sentence first in
+    every process (Python seeds the hashes of strings afresh in each)."""
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SENTENCE_EVIDENCE, str(DATA / "articles" / "pos01.json")],
+            cwd=REPO,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for seed in range(1, 7)
+    ]
+    assert [run.communicate(timeout=120)[0].split() for run in runs] == [["title", "text"]] * 6
 
 
 @pytest.mark.parametrize(
