@@ -622,7 +622,9 @@ def _named(reading: _Reading, hit: _Hit, forms: tuple[_Form, ...]) -> _Form | No
 def _leftmost_longest(hits: list[_Hit], weak: bool) -> list[tuple[_Hit, tuple[_Form, ...]]]:
     """Non-overlapping hits per field: the earliest start wins, then the longest. A weak form
     (``weak``: some hit may have one) overlapping a strong form of the same entity gives way to
-    it first ("Mr Wang Yi" is the strong "Wang Yi", not the weak "Mr Wang")."""
+    it first ("Mr Wang Yi" is the strong "Wang Yi", not the weak "Mr Wang"). A lone hit has
+    nothing to order and nothing to give way to: no key is both a weak and a strong form of one
+    entity (``_strongest``)."""
     if len(hits) < 2:
         return [(hit, hit.forms) for hit in hits]
     if weak:
