@@ -107,8 +107,16 @@ class _Found:
         self.negatives: list[_Hit] = []
         self.weak_actors = self.weak_topics = False  # some hit of actors, of topics is weak
 
-    def add(self, field: FieldName, hits: list[tuple[int, int, _Entry]]) -> None:
-        """The names and terms of a field's hits: (start, end, what the key stands for)."""
+    def add(
+        self,
+        field: FieldName,
+        hits: list[tuple[int, int, _Entry]],
+        folded: FoldedText,
+        source: str,
+        day: date,
+    ) -> None:
+        """A field's hits, (start, end, what the key stands for) in the field's ``folded`` text,
+        whose ``source`` it is; roles are read as of ``day``."""
         actors, topics = self.actors, self.topics
         for start, end, entry in hits:
             if entry.actors:
@@ -117,6 +125,9 @@ class _Found:
             if entry.topics:
                 topics.append(_Hit(field, start, end, entry.topics))
                 self.weak_topics = self.weak_topics or entry.weak_topic
+            if entry.special:
+                src_start, src_end = folded.span_in_source(start, end)
+                self.add_special(field, start, end, entry, day, source[src_start:src_end])
 
     def add_special(
         self, field: FieldName, start: int, end: int, entry: _Entry, day: date, written: str
@@ -328,7 +339,8 @@ class Matcher:
         found = _Found()
         for name in TEXT_FIELDS:
             if sources[name]:
-                self._scan(name, folded[name], sources[name], day, found)
+                hits = self._whole_words(folded[name].text)
+                found.add(name, hits, folded[name], sources[name], day)
         chosen = _leftmost_longest(found.actors, found.weak_actors) + _leftmost_longest(
             found.topics, found.weak_topics
         )
@@ -347,16 +359,6 @@ class Matcher:
             mentions.extend(_decided(article, sources, folded, chosen, undecided))
         mentions = self._scoring(mentions)
         return tuple(sorted(mentions, key=lambda m: (_FIELD_RANK[m.field], m.start, m.kind)))
-
-    def _scan(
-        self, field: FieldName, folded: FoldedText, source: str, day: date, found: _Found
-    ) -> None:
-        hits = self._whole_words(folded.text)
-        found.add(field, hits)
-        for start, end, entry in hits:
-            if entry.special:
-                src_start, src_end = folded.span_in_source(start, end)
-                found.add_special(field, start, end, entry, day, source[src_start:src_end])
 
     def _whole_words(self, text: str) -> list[tuple[int, int, _Entry]]:
         """Every whole-word occurrence of a form in folded ``text``: (start, end, entry)."""
