@@ -14,7 +14,7 @@ from monitor.config import Config, cross_check
 from monitor.durations import format_duration
 from monitor.errors import ConfigError, Problem
 from monitor.rules import RuleSet, compile_rules
-from monitor.watchlist import Watchlist, load_watchlist
+from monitor.watchlist import Watchlist, load_watchlist, watchlist_warnings
 
 SHORT_INTERVAL = timedelta(minutes=1)
 
@@ -51,7 +51,7 @@ def load_runtime(config: Config, *, channels: dict[str, Channel] | None = None) 
     problems.extend(_folder_problems(config))
     if problems or watchlist is None:
         raise ConfigError(problems)
-    return Runtime(config, watchlist, rules, channels, _warnings(config))
+    return Runtime(config, watchlist, rules, channels, _warnings(config, watchlist))
 
 
 def _folder_problems(config: Config) -> list[Problem]:
@@ -62,7 +62,7 @@ def _folder_problems(config: Config) -> list[Problem]:
     ]
 
 
-def _warnings(config: Config) -> tuple[str, ...]:
+def _warnings(config: Config, watchlist: Watchlist) -> tuple[str, ...]:
     warnings = [
         f"source {s.name}: interval {format_duration(s.interval)} is under a minute; "
         "fine for tests, impolite to real feeds"
@@ -71,4 +71,5 @@ def _warnings(config: Config) -> tuple[str, ...]:
     ]
     if not config.rules:
         warnings.append("no rules are configured: articles are stored and matched, nothing alerts")
+    warnings.extend(f"watchlist: {w}" for w in watchlist_warnings(watchlist))
     return tuple(warnings)

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from monitor.config import validation_problems
 from monitor.errors import ConfigError, Problem
 from monitor.models import EntityKind, Mention
+from monitor.normalise import fold_string
 
 ActorKind = Literal["person", "organisation", "place"]
 _ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -172,6 +173,24 @@ def load_watchlist(paths: Sequence[Path]) -> Watchlist:
     if problems:
         raise ConfigError(problems)
     return watchlist
+
+
+def watchlist_warnings(watchlist: Watchlist) -> list[str]:
+    """What loads but does not work as written: a weak form that reads like one of its entry's
+    strong forms once case and accents are set aside is matched as that strong form."""
+    found = []
+    for entity in watchlist.entities:
+        strong = {fold_string(form).strip(): form for form in entity.strong}
+        for form in entity.weak:
+            same = strong.get(fold_string(form).strip())
+            if same is not None:
+                listed = "weak_aliases" if entity.kind == "actor" else "weak_terms"
+                found.append(
+                    f"{entity.kind} {entity.id!r}: {listed} {form!r} matches like its strong "
+                    f"form {same!r} (case and accents aside) and counts as strong; drop it from "
+                    f"{listed}"
+                )
+    return found
 
 
 def _read_file(path: Path, problems: list[Problem]) -> _WatchlistFile | None:

@@ -103,3 +103,21 @@ def test_short_intervals_are_allowed_with_a_warning(tmp_path: Path) -> None:
     text = '[[sources]]\nname = "fast"\nurl = "https://example.org/feed"\ninterval = "10s"\n' + RULE
     runtime = load_runtime(parse_config(text, origin="t.toml", base_dir=tmp_path), channels={})
     assert any("fast" in w and "under a minute" in w for w in runtime.warnings)
+
+
+def test_a_weak_alias_that_reads_like_a_strong_one_is_named_in_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "watchlist.toml").write_text(
+        '[[actors]]\nid = "zurich"\nname = "Zürich"\nkind = "place"\n'
+        'weak_aliases = ["ZURICH", "Zurich Re"]\n'
+        '[[topics]]\nname = "Tariffs"\nterms = ["tariff"]\nweak_terms = ["Tariff", "duty"]\n',
+        encoding="utf-8",
+    )
+    rule = '[[rules]]\nname = "zurich"\nquery = "actor:zurich"\n'
+    text = '[watchlist]\nfiles = ["watchlist.toml"]\n' + rule
+    runtime = load_runtime(parse_config(text, origin="t.toml", base_dir=tmp_path), channels={})
+    assert [w for w in runtime.warnings if w.startswith("watchlist:")] == [
+        "watchlist: actor 'zurich': weak_aliases 'ZURICH' matches like its strong form 'Zürich' "
+        "(case and accents aside) and counts as strong; drop it from weak_aliases",
+        "watchlist: topic 'tariffs': weak_terms 'Tariff' matches like its strong form 'tariff' "
+        "(case and accents aside) and counts as strong; drop it from weak_terms",
+    ]
