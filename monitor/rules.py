@@ -953,6 +953,8 @@ class _OneQuery:
         if name.startswith("ATLEAST_"):
             return self._at_least(int(name.split("_")[1]), child, scope, node)
         name = name.lower()
+        if scope is not None:
+            self._check_scoped(name, scope, node)
         if name in ("actor", "topic"):
             return self._entity(name, child, scope)
         if name == "rule":
@@ -962,9 +964,23 @@ class _OneQuery:
         if name not in SCOPE_FIELDS:
             known = ", ".join(("actor", "topic", "rule", *SCOPE_FIELDS, *ARTICLE_FIELDS))
             raise self.error(f"unknown field {node.name!r} (fields: {known})", node)
-        if scope is not None and scope != name:
-            raise self.error(f"{name}: inside {scope}: can never match", node)
-        return self.compile(child, name)
+        clause = self.compile(child, name)
+        clause.text = self.rewritten.clause_text(node)  # "title:munich", not "munich"
+        return clause
+
+    def _check_scoped(self, name: str, scope: str, node: tree.SearchField) -> None:
+        """A field inside ``scope:(…)`` must be one that can hold there."""
+        if name in ("actor", "topic") and scope not in TEXT_FIELDS:
+            problem = "actors and topics are found in the title, summary and text only"
+        elif name == "rule":
+            problem = "a rule's query reads the fields it names: put the field inside that query"
+        elif name in ARTICLE_FIELDS:
+            problem = f"{name}: is about the whole article: put it outside {scope}:(…)"
+        elif name in SCOPE_FIELDS and name != scope:
+            problem = "a clause reads one field"
+        else:
+            return
+        raise self.error(f"{name}: inside {scope}: can never match; {problem}", node)
 
     def _at_least(self, count: int, child: tree.Item, scope: str | None, node: tree.Item) -> Clause:
         inner = child.children[0] if isinstance(child, tree.FieldGroup) else child
@@ -1073,17 +1089,21 @@ class _OneQuery:
         text = value[1:-1] if isinstance(node, tree.Phrase) else value
         needle = fold_string(text).strip()
         if "*" in needle or "?" in needle:
-            pattern = re.compile(
-                "".join(r"\w*" if c == "*" else r"\w" if c == "?" else re.escape(c) for c in needle)
-            )
+            # on RE2, like regular expressions: "*a*a*a*a*c" must not backtrack for ever
+            # (a lone surrogate, from a query on the command line, as RE2 reads the text's)
+            characters = whole_characters(needle)
+            source = "".join(_WILDCARDS.get(c) or re2.escape(c) for c in characters)
+            pattern = re2.compile(source, _RE2_OPTIONS)
             # the longest run of plain letters: where it is not in the text, nothing matches
             literal = max(re.split(r"[*?]", needle), key=len)
-            return WordsClause(text, scope, lambda t: _pattern_spans(pattern, t.text), literal)
+            return WordsClause(
+                text, scope, lambda t: _regex_spans(pattern, t.text), literal, pattern=source
+            )
         return WordsClause(text, scope, lambda t: _plain_spans(needle, t.text), needle)
 
     def _regex(self, node: tree.Regex, scope: str | None) -> Clause:
         source = str(node.value)[1:-1]
-        if "(i?)" in source:
+        if "(i?)" in source.lower():
             raise self.error(
                 "'(i?)' matches an optional letter i; matching ignores case already, "
                 "so leave it out",
@@ -1092,7 +1112,7 @@ class _OneQuery:
         # fold the pattern's letters as the text is folded; escapes are ASCII and stay
         folded = "".join(c if c.isascii() else fold_string(c) for c in source)
         try:
-            pattern = re2.compile(folded, _RE2_OPTIONS)
+            pattern = re2.compile(whole_characters(folded), _RE2_OPTIONS)  # as for wildcards
         except re2.error as exc:
             message = exc.args[0].decode() if isinstance(exc.args[0], bytes) else str(exc)
             raise self.error(f"bad regular expression: {message}", node) from exc
@@ -1102,6 +1122,9 @@ class _OneQuery:
 
 
 _ONE_DAY = timedelta(days=1)
+# What a wildcard stands for in RE2: characters of a word (letters, digits and the marks that
+# join them, as ``starts_word`` and ``ends_word`` read words), any number or one.
+_WILDCARDS = {"*": r"[\pL\pN\pM]*", "?": r"[\pL\pN\pM]"}
 
 
 def _near_distance(node: tree.Item) -> int | None:

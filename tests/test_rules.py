@@ -207,6 +207,16 @@ def test_explain_shows_which_clause_failed() -> None:
     assert [(p.clause, p.holds) for p in either.parts] == [("topic:taiwan", False), ("tweet", True)]
 
 
+def test_explain_writes_a_field_clause_with_its_field() -> None:
+    """ "munich" is in the text of the article, not in its title."""
+    outcome = compile_query("title:munich OR text:(actor:wang-yi munich)", WATCHLIST).explain(VIEW)
+    assert [(p.clause, p.holds) for p in outcome.parts] == [
+        ("title:munich", False),
+        ("text:(actor:wang-yi munich)", True),
+    ]
+    assert [p.clause for p in outcome.parts[1].parts] == ["actor:wang-yi", "munich"]
+
+
 def test_evidence_names_what_matched() -> None:
     evidence = compile_query("actor:wang-yi AND munich", WATCHLIST).clause.test(VIEW)
     assert evidence is not None
@@ -293,6 +303,11 @@ def test_regular_expressions_give_spans_in_characters(title: str, text: str) -> 
         ("NEAR/3 munich", "NEAR/n needs a clause on each side", 0),
         ("tweet AND munich NEAR/3 saturday", "put parentheses around 'tweet AND munich'", 0),
         ("/(i?)blinken/", "'(i?)' matches an optional letter i", 0),
+        ("/(I?)blinken/", "'(i?)' matches an optional letter i", 0),
+        ("author:(actor:antony-blinken)", "actor: inside author: can never match", 8),
+        ("url:(tweet OR topic:taiwan)", "topic: inside url: can never match", 14),
+        ("title:(rule:nothing)", "rule: inside title: can never match", 7),
+        ("text:(munich lang:de)", "lang: inside text: can never match", 13),
         ("/(blinken/", "bad regular expression: missing )", 0),
         ("published:>2d", "'2d' is not a time: write now-2d", 10),
         ("published:>now-2x", "is not a duration", 10),
@@ -373,6 +388,33 @@ def test_a_query_with_a_lone_surrogate_is_tested() -> None:
     query = compile_query('"x\udc80y" OR tweet', WATCHLIST)
     hit = query.evaluate(ArticleView(Article(title="a x\udc80y b", text=""), ()))
     assert hit is not None and [m.text for m in hit.mentions] == ["x\udc80y"]
+
+
+def test_a_lone_surrogate_in_a_wildcard_or_a_regular_expression_is_read_as_the_text_is() -> None:
+    article = Article(title="chip\udcffs and more", text="")
+    for query in ("chip\udcff*", "/chip\udcffs/"):
+        hit = compile_query(query, WATCHLIST).evaluate(ArticleView(article, ()))
+        assert hit is not None and [m.text for m in hit.mentions] == ["chip\udcffs"], query
+
+
+def test_a_wildcard_cannot_hang_the_daemon() -> None:
+    """Wildcards run on RE2, as regular expressions do: on an engine that backtracks, this one
+    takes minutes over a word of seventy letters."""
+    word = "a" * 5000
+    article = Article(title="", text=f"{word} {word}c")
+    hit = compile_query("*a*a*a*a*a*a*c", WATCHLIST).evaluate(ArticleView(article, ()))
+    assert hit is not None and [m.text for m in hit.mentions] == [f"{word}c"]
+
+
+def test_a_wildcard_stands_for_letters_of_any_script() -> None:
+    article = Article(title="", text="Новые санкции против Ирана; 制裁措施; sanctions_list")
+    found = {
+        query: [m.text for m in hit.mentions] if hit else []
+        for query in ("санкци*", "ира?а", "sanction*")
+        for hit in [compile_query(query, WATCHLIST).evaluate(ArticleView(article, ()))]
+    }
+    # "_" is not a letter: a wildcard stops at it, as a word does
+    assert found == {"санкци*": ["санкции"], "ира?а": ["Ирана"], "sanction*": ["sanctions"]}
 
 
 # A rule set with every operator, some rules needing entities and some not.
