@@ -432,7 +432,10 @@ def _json_document(text: str, path: Path, source: str) -> Article:
         raise ParseError(f"{path}: the JSON document is not an object")
     fields = {
         name: _document_field(document, name, path)
-        for name in ("title", "text", "summary", "url", "source", "published", "author", "guid")
+        for name in (
+            *("title", "text", "summary", "url", "source", "published", "author", "guid"),
+            *("lang", "language"),
+        )
     }
     title = html_to_text(fields["title"])
     if not title:
@@ -446,7 +449,7 @@ def _json_document(text: str, path: Path, source: str) -> Article:
         author=_optional_text(fields["author"]),
         published=_document_date(fields["published"], path),
         source=source or fields["source"].strip(),
-        lang=None,
+        lang=_lang(fields["lang"] or fields["language"]),
     )
 
 

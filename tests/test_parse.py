@@ -598,9 +598,29 @@ def test_read_json_document_with_html_text(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("fields", "lang"),
+    [
+        ({"lang": "zh"}, "zh"),
+        ({"language": "en_US"}, "en-us"),
+        ({"lang": " "}, None),
+        ({}, None),
+    ],
+)
+def test_a_json_document_says_its_language(
+    tmp_path: Path, fields: dict[str, str], lang: str | None
+) -> None:
+    path = tmp_path / "item.json"
+    document = {"title": "王毅会见布林肯", "text": "…", **fields}
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+    assert read_document(path).lang == lang
+
+
+@pytest.mark.parametrize(
     ("name", "content", "message"),
     [
         ("bad.json", b'{"title": "T", "text": ', "invalid JSON"),
+        ("lang.json", b'{"title": "T", "lang": ["en"]}', "lang must be a string"),
         ("list.json", b'[{"title": "T"}]', "not an object"),
         ("untitled.json", b'{"text": "body only"}', "no title"),
         ("blank.json", b'{"title": "  ", "text": "x"}', "no title"),
