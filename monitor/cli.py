@@ -26,6 +26,7 @@ from monitor.daemon import Daemon
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, DeliveryError, MonitorError, ParseError
 from monitor.extract import propose_watchlist, render_toml
+from monitor.folder import read_folder_document
 from monitor.matcher import Matcher
 from monitor.messages import build_message
 from monitor.models import AlertMessage, Article, Digest, MatchResult
@@ -200,13 +201,14 @@ def match(config_path: Path | None, files: Sequence[Path], fmt: str) -> None:
     """Show which actors, topics and rules an article would hit, and why.
 
     FILE is a .json object with title and text (and optionally summary, url, source,
-    published), or a .txt/.md file whose first line is the title.
+    published, author, lang), or a .txt/.md file whose first line is the title. Without a date
+    of its own, a file is dated by its modification time, as a folder source dates it.
     """
     with _errors():
         runtime = _runtime(config_path, with_channels=False)
         matcher = Matcher(runtime.watchlist)
         for path in files:
-            article = read_document(path, source="")
+            article = read_folder_document(path, "")
             mentions = matcher.find(article)
             result = MatchResult(mentions, runtime.rules.evaluate(article, mentions))
             click.echo(
@@ -278,7 +280,7 @@ def explain(config_path: Path | None, article: str, rule_names: Sequence[str]) -
             path = Path(article)
             if not path.is_file():
                 raise click.ClickException(f"{article} is neither an article id nor a file")
-            candidate = Candidate(str(path), read_document(path, source=""), None)
+            candidate = Candidate(str(path), read_folder_document(path, ""), None)
             recorded = []
     mentions = Matcher(runtime.watchlist).find(candidate.article, candidate.day)
     view = ArticleView(candidate.article, mentions, candidate.seen_at)
@@ -359,6 +361,8 @@ def rules_test(
         raise click.UsageError("give a rule NAME or --query, not both")
     if name is None and query is None:
         raise click.UsageError("give a rule NAME or --query")
+    if folder is not None and (since or source):
+        raise click.UsageError("--since and --source choose stored articles: not with --folder")
     try:
         since_at = utc_now() - parse_duration(since) if since else None
     except ValueError as exc:

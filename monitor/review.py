@@ -12,9 +12,10 @@ from datetime import date, datetime
 from pathlib import Path
 
 from monitor.errors import ParseError
+from monitor.folder import read_folder_document
 from monitor.matcher import Matcher
 from monitor.models import Article, Mention
-from monitor.parse import DOCUMENT_SUFFIXES, read_document
+from monitor.parse import DOCUMENT_SUFFIXES
 from monitor.rules import ArticleView, Outcome, Rule, RuleSet
 from monitor.store import StoredArticle
 from monitor.watchlist import Watchlist
@@ -63,7 +64,7 @@ def documents(folder: Path, skipped: list[str]) -> Iterator[Candidate]:
     ``skipped`` with the reason."""
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in DOCUMENT_SUFFIXES):
         try:
-            yield Candidate(str(path), read_document(path, source=folder.name), None)
+            yield Candidate(str(path), read_folder_document(path, folder.name), None)
         except ParseError as exc:
             skipped.append(f"{path}: {exc}")
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -367,15 +369,24 @@ def test_rules_test_on_a_folder_and_its_mistakes(cli: CliRunner, tmp_path: Path)
     for name in ("pos01.json", "pos05.json", "neg01.json"):
         (folder / name).write_bytes((DATA / "articles" / name).read_bytes())
     (folder / "broken.json").write_text("{not json", encoding="utf-8")
-    result = cli.invoke(
-        main, ["rules", "test", "--query", "actor:antony-blinken", "--folder", str(folder)]
-    )
+    undated = folder / "note.txt"  # no date of its own: it takes its file's, as when polled
+    undated.write_text("Blinken lands in Beijing\n\nAntony Blinken arrived.", encoding="utf-8")
+    when = datetime(2024, 3, 5, 12, tzinfo=UTC).timestamp()
+    os.utime(undated, (when, when))
+    query = ["rules", "test", "--query", "actor:antony-blinken", "--folder", str(folder)]
+    result = cli.invoke(main, query)
     assert result.exit_code == 0, result.output
-    assert "2 of 3 articles would have matched" in result.stdout
-    assert "2023-02-18" in result.stdout and "2023-06-18" in result.stdout  # per day
+    assert "3 of 4 articles would have matched" in result.stdout
+    per_day = ("2023-02-18", "2023-06-18", "2024-03-05")
+    assert all(day in result.stdout for day in per_day)
     assert f"skipped {folder / 'broken.json'}" in result.stdout
+    report = json.loads(cli.invoke(main, [*query, "--format", "json"]).stdout)
+    assert sorted(report["per_day"]) == list(per_day)
     both = cli.invoke(main, ["rules", "test", "x", "--query", "y"])
     assert both.exit_code == 2 and "not both" in both.output
+    for narrowed in (["--since", "30d"], ["--source", "seeds"]):
+        ignored = cli.invoke(main, [*query, *narrowed])
+        assert ignored.exit_code == 2 and "not with --folder" in ignored.output
     bad = cli.invoke(main, ["rules", "test", "--query", "actor:nobody", "--folder", str(folder)])
     assert (
         bad.exit_code == 1
