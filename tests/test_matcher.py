@@ -75,6 +75,15 @@ def found(title: str, text: str = "") -> tuple[set[str], set[str]]:
         ),
         # spans in other case and with curly quotes
         ("talks", "blinken’s counterpart qin gang", "qin-gang", True),
+        # the seeded Chinese forms of every Chinese actor, and older spellings in Latin letters
+        ("王毅会见布林肯", "", "wang-yi", True),
+        ("習近平出席峰會", "", "xi-jinping", True),
+        ("秦刚会见美国国务卿", "", "qin-gang", True),
+        ("李尚福被免职", "", "li-shangfu", True),
+        ("王文濤與美方通話", "", "wang-wentao", True),
+        ("Hsi Chin-p’ing and Xi Jin-ping", "", "xi-jinping", True),
+        ("Li Shang-fu dismissed", "", "li-shangfu", True),
+        ("Wang Wen-tao calls Raimondo", "", "wang-wentao", True),
     ],
 )
 def test_actor_cases(title: str, text: str, actor: str, expected: bool) -> None:
