@@ -6,13 +6,14 @@ import json
 import os
 import sqlite3
 import tomllib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from conftest import DATA, REPO
+from endpoints import WebhookEndpoint
 
 from monitor.cli import main
 
@@ -361,6 +362,40 @@ def test_rules_test_backtests_without_sending(cli: CliRunner, polled: Path, tmp_
     assert "0 of 0 articles" in none.stdout
     with sqlite3.connect(tmp_path / "monitor.db") as db:
         assert db.execute("select count(*) from matches").fetchone() == before  # nothing written
+
+
+def test_rules_test_sends_nothing_and_reads_since_by_fetching(
+    cli: CliRunner, tmp_path: Path, webhook: WebhookEndpoint
+) -> None:
+    config = tmp_path / "monitor.toml"
+    hook = f'[[channels]]\nname = "hook"\nurl = "json://127.0.0.1:{webhook.port}/alerts"\n'
+    text = RULES_CONFIG.format(seeds=REPO / "seeds") + hook
+    live = 'query = "SENTENCE(actor:antony-blinken actor:wang-yi)"\n'
+    text = text.replace(live, live + 'channels = ["hook"]\n')
+    config.write_text(text.replace('/corpus"\n', '/corpus"\nbackfill = "all"\n'))
+    polled = cli.invoke(main, ["--log-level", "WARNING", "poll", "-c", str(config)])
+    assert polled.exit_code == 0, polled.output
+    sent = len(webhook.received)
+    assert sent > 0  # the live rule alerts through the channel
+
+    def counts() -> list[int]:
+        with sqlite3.connect(tmp_path / "monitor.db") as db:
+            tables = ("matches", "alerts", "deliveries", "articles")
+            return [db.execute(f"select count(*) from {t}").fetchone()[0] for t in tables]
+
+    before = counts()
+    for args in (["principals-meet"], ["trial"], ["--query", "actor:antony-blinken"]):
+        result = cli.invoke(main, ["rules", "test", *args, "-c", str(config)])
+        assert result.exit_code == 0, result.output
+    assert len(webhook.received) == sent and counts() == before
+    # --since counts by when articles were fetched: one of the five fetched 40 days ago
+    long_ago = f"{datetime.now(UTC) - timedelta(days=40):%Y-%m-%d %H:%M:%S.%f}"
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        db.execute("update articles set fetched_at = ? where id = 1", (long_ago,))
+    query = ["rules", "test", "--query", "actor:antony-blinken", "-c", str(config)]
+    for since, examined in (("30d", 4), ("41d", 5)):
+        report = json.loads(cli.invoke(main, [*query, "--since", since, "--format", "json"]).stdout)
+        assert report["examined"] == examined, since
 
 
 def test_rules_test_on_a_folder_and_its_mistakes(cli: CliRunner, tmp_path: Path) -> None:
