@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
+import select
 import sqlite3
+import subprocess
+import sys
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -396,6 +401,35 @@ def test_rules_test_sends_nothing_and_reads_since_by_fetching(
     for since, examined in (("30d", 4), ("41d", 5)):
         report = json.loads(cli.invoke(main, [*query, "--since", since, "--format", "json"]).stdout)
         assert report["examined"] == examined, since
+
+
+def test_rules_test_draws_a_progress_bar_on_a_terminal(polled: Path) -> None:
+    """On a terminal, standard error shows how far the backtest has gone (5 articles here)."""
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor", "rules", "test", "trial", "-c", str(polled)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            timeout=120,
+            check=False,
+        )
+        os.close(terminal)
+        drawn = b""
+        while select.select([controller], [], [], 1)[0]:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal is closed and everything has been read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(controller)
+    assert done.returncode == 0
+    assert re.search(rb"matching\s+\[#+\]\s+5/5", drawn), drawn
+    assert b"of 5 articles would have matched" in done.stdout
 
 
 def test_rules_test_on_a_folder_and_its_mistakes(cli: CliRunner, tmp_path: Path) -> None:
