@@ -84,6 +84,11 @@ def found(title: str, text: str = "") -> tuple[set[str], set[str]]:
         ("Hsi Chin-p’ing and Xi Jin-ping", "", "xi-jinping", True),
         ("Li Shang-fu dismissed", "", "li-shangfu", True),
         ("Wang Wen-tao calls Raimondo", "", "wang-wentao", True),
+        # an acronym that is also something else
+        ("APEC leaders meet in San Francisco", "", "apec", True),
+        ("APEC Water Systems recalls filters", "", "apec", False),
+        ("GaN chips shown at IEEE APEC 2025", "", "apec", False),
+        ("L'Apec publie son baromètre des salaires des cadres", "", "apec", False),
     ],
 )
 def test_actor_cases(title: str, text: str, actor: str, expected: bool) -> None:
@@ -107,6 +112,8 @@ def test_actor_cases(title: str, text: str, actor: str, expected: bool) -> None:
         ),
         ("Talks", "Wang Yi discussed the war in Ukraine.", "russia-ukraine-war", True),
         ("Deal", "a crackdown on fentanyl precursors", "fentanyl", True),
+        ("Biden, Xi meet at APEC", "", "apec-summit", True),
+        ("Recall", "Biden's EPA and APEC Water Systems agreed on a recall.", "apec-summit", False),
         (
             "Rights",
             "Xi Jinping visited the Xinjiang Uyghur Autonomous Region.",
