@@ -191,6 +191,18 @@ def test_a_reference_loop_is_an_error() -> None:
     assert "refers back to itself (a → b → a)" in str(caught.value)
 
 
+def test_author_restricts_a_clause_to_the_byline() -> None:
+    article = Article(
+        title="Blinken in Munich",
+        text="Antony Blinken met Wang Yi.",
+        author="Patrick Wintour, diplomatic editor",
+    )
+    view = ArticleView(article, Matcher(WATCHLIST).find(article))
+    assert holds("author:wintour", view) and holds('author:"diplomatic editor"', view)
+    assert not holds("author:munich", view) and not holds("author:blinken", view)
+    assert not holds("wintour", view)  # bare words read the title, summary and text
+
+
 def test_explain_shows_which_clause_failed() -> None:
     rule = compile_query(
         "actor:antony-blinken AND (topic:taiwan OR tweet) AND NOT munich", WATCHLIST
