@@ -203,6 +203,14 @@ def test_author_restricts_a_clause_to_the_byline() -> None:
     assert not holds("wintour", view)  # bare words read the title, summary and text
 
 
+def test_words_in_a_query_ignore_accents_and_case_as_the_text_does() -> None:
+    article = Article(title="ZÜRICH talks", text="Delegates left Zurich for São Paulo.")
+    view = ArticleView(article, ())
+    for query in ("zurich", "Zürich", '"sao paulo"', "/s[aã]o/", "zür*", "/ZURICH/"):
+        assert holds(query, view), query
+    assert not holds("zürichsee", view)
+
+
 def test_explain_shows_which_clause_failed() -> None:
     rule = compile_query(
         "actor:antony-blinken AND (topic:taiwan OR tweet) AND NOT munich", WATCHLIST
