@@ -30,6 +30,18 @@ log = logging.getLogger(__name__)
 FORCED_EXIT_CODE = 130  # second signal: leave at once
 
 
+class _SkippedRuns(logging.Filter):
+    """APScheduler warns each time a tick finds the job's previous run still going (a slow
+    channel, a long poll). The daemon's jobs run one at a time by design and the next tick
+    takes the work up, so that is no warning: it would fill the log every second."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_SKIPPED_RUNS = _SkippedRuns()
+
+
 class Daemon:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
@@ -41,6 +53,7 @@ class Daemon:
         self._in_flight_lock = threading.Lock()
         settings = pipeline.runtime.config.daemon
         self._workers = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="poll")
+        logging.getLogger("apscheduler.scheduler").addFilter(_SKIPPED_RUNS)
         self._scheduler = BackgroundScheduler(
             executors={"default": JobExecutor(2)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},

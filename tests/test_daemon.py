@@ -132,6 +132,29 @@ def test_daemon_alerts_within_one_interval_and_stops_on_sigterm(
     assert len(webhook.received) == 1  # exactly once
 
 
+def test_a_slow_channel_does_not_fill_the_log_with_skipped_runs(
+    start_daemon: Callable[[], subprocess.Popen[str]],
+    feed_server: FeedServer,
+    webhook: WebhookEndpoint,
+) -> None:
+    """A delivery that takes longer than the delivery tick holds the next ticks back: by
+    design, one run at a time, and nothing to warn about."""
+    feed_server.route("/world.xml", rss([article_item("neg01.json")]), headers=RSS_TYPE)
+    webhook.delay = 2.5  # two delivery ticks and more, within the channel's 4 s timeout
+    daemon = start_daemon()
+    assert wait_for(lambda: feed_server.hits["/world.xml"] >= 2, timeout=20), "never polled"
+    feed_server.route(
+        "/world.xml",
+        rss([article_item("pos01.json"), article_item("neg01.json")]),
+        headers=RSS_TYPE,
+    )
+    assert wait_for(lambda: len(webhook.received) == 1, timeout=20), "no alert arrived"
+    daemon.send_signal(signal.SIGTERM)
+    _, err = daemon.communicate(timeout=15)
+    assert daemon.returncode == 0, err
+    assert "skipped" not in err and "WARNING" not in err, err
+
+
 def test_sigterm_finishes_the_fetch_in_flight_and_a_second_signal_exits_at_once(
     start_daemon: Callable[[], subprocess.Popen[str]], feed_server: FeedServer, tmp_path: Path
 ) -> None:
