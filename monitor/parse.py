@@ -432,10 +432,7 @@ def _json_document(text: str, path: Path, source: str) -> Article:
         raise ParseError(f"{path}: the JSON document is not an object")
     fields = {
         name: _document_field(document, name, path)
-        for name in (
-            *("title", "text", "summary", "url", "source", "published", "author", "guid"),
-            *("lang", "language"),
-        )
+        for name in ("title", "text", "summary", "url", "source", "published", "author", "guid")
     }
     title = html_to_text(fields["title"])
     if not title:
@@ -449,7 +446,8 @@ def _json_document(text: str, path: Path, source: str) -> Article:
         author=_optional_text(fields["author"]),
         published=_document_date(fields["published"], path),
         source=source or fields["source"].strip(),
-        lang=_lang(fields["lang"] or fields["language"]),
+        # optional metadata: a language that is not a string is left out, not an error
+        lang=_lang(_json_str(document, "lang") or _json_str(document, "language")),
     )
 
 

@@ -972,10 +972,6 @@ class _OneQuery:
         """A field inside ``scope:(…)`` must be one that can hold there."""
         if name in ("actor", "topic") and scope not in TEXT_FIELDS:
             problem = "actors and topics are found in the title, summary and text only"
-        elif name == "rule":
-            problem = "a rule's query reads the fields it names: put the field inside that query"
-        elif name in ARTICLE_FIELDS:
-            problem = f"{name}: is about the whole article: put it outside {scope}:(…)"
         elif name in SCOPE_FIELDS and name != scope:
             problem = "a clause reads one field"
         else:
@@ -1093,12 +1089,15 @@ class _OneQuery:
             # (a lone surrogate, from a query on the command line, as RE2 reads the text's)
             characters = whole_characters(needle)
             source = "".join(_WILDCARDS.get(c) or re2.escape(c) for c in characters)
-            pattern = re2.compile(source, _RE2_OPTIONS)
+            try:
+                pattern = re2.compile(source, _RE2_OPTIONS)
+            except re2.error as exc:
+                raise self.error(f"bad wildcard: {_re2_message(exc)}", node) from exc
             # the longest run of plain letters: where it is not in the text, nothing matches
+            # (the rule set's word filter looks for it: the pattern's classes of every letter
+            # would cost it as much memory again)
             literal = max(re.split(r"[*?]", needle), key=len)
-            return WordsClause(
-                text, scope, lambda t: _regex_spans(pattern, t.text), literal, pattern=source
-            )
+            return WordsClause(text, scope, lambda t: _regex_spans(pattern, t.text), literal)
         return WordsClause(text, scope, lambda t: _plain_spans(needle, t.text), needle)
 
     def _regex(self, node: tree.Regex, scope: str | None) -> Clause:
@@ -1114,16 +1113,19 @@ class _OneQuery:
         try:
             pattern = re2.compile(whole_characters(folded), _RE2_OPTIONS)  # as for wildcards
         except re2.error as exc:
-            message = exc.args[0].decode() if isinstance(exc.args[0], bytes) else str(exc)
-            raise self.error(f"bad regular expression: {message}", node) from exc
+            raise self.error(f"bad regular expression: {_re2_message(exc)}", node) from exc
         return WordsClause(
             f"/{source}/", scope, lambda t: _regex_spans(pattern, t.text), pattern=folded
         )
 
 
+def _re2_message(exc: re2.error) -> str:
+    return exc.args[0].decode() if isinstance(exc.args[0], bytes) else str(exc)
+
+
 _ONE_DAY = timedelta(days=1)
-# What a wildcard stands for in RE2: characters of a word (letters, digits and the marks that
-# join them, as ``starts_word`` and ``ends_word`` read words), any number or one.
+# What a wildcard stands for in RE2: letters, digits and marks (what ``starts_word`` and
+# ``ends_word`` take for a word's characters, and enclosing marks), any number or one.
 _WILDCARDS = {"*": r"[\pL\pN\pM]*", "?": r"[\pL\pN\pM]"}
 
 
