@@ -1921,8 +1921,8 @@ _BY_TITLE = (
 )
 _NEWEST_DAY = select(func.max(ArticleRow.day))
 _NEW_BAND = aliased(ArticleBandRow)
-_BAND_PAIRS = (
-    select(_NEW_BAND.article_id, ArticleBandRow.article_id)
+_PAIRS = (
+    select(_NEW_BAND.article_id.label("new"), ArticleBandRow.article_id.label("earlier"))
     .join(
         ArticleBandRow,
         (ArticleBandRow.band == _NEW_BAND.band)
@@ -1931,6 +1931,18 @@ _BAND_PAIRS = (
     )
     .where(_NEW_BAND.article_id.in_(bindparam("ids", expanding=True)))
     .distinct()
+    .subquery()
+)
+_RANKED = select(
+    _PAIRS.c.new,
+    _PAIRS.c.earlier,
+    func.row_number().over(partition_by=_PAIRS.c.new, order_by=_PAIRS.c.earlier).label("rank"),
+).subquery()
+# The first pairs of each article only: a text that many items share (boilerplate under
+# distinct titles) shares bands with each of them, and they need not all come back to be
+# compared. Room for those outside the window's hours on its first and last days.
+_BAND_PAIRS = select(_RANKED.c.new, _RANKED.c.earlier).where(
+    _RANKED.c.rank <= MAX_CANDIDATES * 5 * 4
 )
 _TEXTS = select(*_COLUMNS, ArticleRow.minhash, _seen_or_published(ArticleRow).label("seen")).where(
     ArticleRow.id.in_(bindparam("ids", expanding=True))

@@ -29,7 +29,7 @@ from monitor.store import (
     LogFilter,
     Store,
 )
-from monitor.stories import band_keys, text_signature
+from monitor.stories import MAX_CANDIDATES, band_keys, text_signature
 from monitor.tables import Base, UTCDateTime
 
 NOW = datetime(2023, 6, 18, 12, 0, tzinfo=UTC)
@@ -66,11 +66,36 @@ def test_the_bands_a_poll_shares_are_looked_up_from_its_own(tmp_path: Path) -> N
     with store.engine.connect() as conn:
         plan = [r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}")]
     store.close()
-    assert plan[0].startswith("SEARCH article_bands_1 USING COVERING INDEX"), plan
-    assert "(article_id=?)" in plan[0], plan
-    assert plan[1].startswith(
+    searches = [step for step in plan if step.startswith(("SEARCH", "SCAN"))]
+    assert searches[0].startswith("SEARCH article_bands_1 USING COVERING INDEX"), plan
+    assert "(article_id=?)" in searches[0], plan
+    assert searches[1].startswith(
         "SEARCH article_bands USING COVERING INDEX ix_article_bands_day_band_article"
     ), plan
+    assert not any(step.startswith("SCAN article_bands") for step in plan), plan
+
+
+def test_an_article_sharing_bands_with_very_many_gets_the_earliest_of_them(store: Store) -> None:
+    """Boilerplate text under distinct titles makes articles that share bands without being
+    copies: each new one brings back only the first few hundred of them to compare."""
+    day = NOW.date().toordinal()
+    with store.engine.begin() as conn:
+        insert_source_and_article(conn)
+        conn.execute(
+            text(
+                "insert into articles (source_id, key, title, summary, text, fetched_at)"
+                " select source_id, :key, title, '', '', fetched_at from articles where id = 1"
+            ),
+            [{"key": f"guid:{n}"} for n in range(2, 601)],
+        )
+        ids = conn.execute(text("select id from articles order by id")).scalars().all()
+        conn.execute(
+            text("insert into article_bands (article_id, band, day) values (:id, 42, :day)"),
+            [{"id": i, "day": day} for i in ids],
+        )
+        pairs = conn.execute(_BAND_PAIRS, dict(days=[day], ids=[ids[-1]])).all()
+    assert sorted(earlier for _, earlier in pairs) == ids[: MAX_CANDIDATES * 5 * 4]
+    assert {new for new, _ in pairs} == {ids[-1]}
 
 
 def test_the_same_titles_are_looked_up_by_day(tmp_path: Path) -> None:
