@@ -1497,12 +1497,17 @@ def _sharing_bands(
     conn: Connection, new: Sequence[tuple[int, StoryFeatures]], days: list[int]
 ) -> dict[int, set[int]]:
     """For each of a poll's articles, the articles stored before it that share a MinHash
-    band with it, seen on ``days`` (those of the poll's windows): pairs found by the
-    database from the bands the poll has just written, each pair once."""
+    band with it, seen on ``days`` (those of the poll's windows) and within the days its own
+    window reaches: pairs found by the database from the bands the poll has just written,
+    each pair once, the latest ``_PAIRS_EACH`` of each article."""
     with_text = [(article_id, f) for article_id, f in new if f.minhash is not None and f.bands]
     sharing: dict[int, set[int]] = {article_id: set() for article_id, _ in with_text}
+    if not with_text:
+        return sharing
+    reach = max(-(-f.window // timedelta(days=1)) for _, f in with_text)  # days, rounded up
     for chunk in _chunks([article_id for article_id, _ in with_text], 100):
-        for article_id, earlier in conn.execute(_BAND_PAIRS, dict(days=days, ids=chunk)):
+        found = conn.execute(_BAND_PAIRS, dict(days=days, ids=chunk, reach=reach))
+        for article_id, earlier in found:
             sharing[article_id].add(earlier)
     return sharing
 
@@ -1927,23 +1932,28 @@ _PAIRS = (
         ArticleBandRow,
         (ArticleBandRow.band == _NEW_BAND.band)
         & ArticleBandRow.day.in_(bindparam("days", expanding=True))
+        & ArticleBandRow.day.between(
+            _NEW_BAND.day - bindparam("reach"), _NEW_BAND.day + bindparam("reach")
+        )
         & (ArticleBandRow.article_id < _NEW_BAND.article_id),
     )
     .where(_NEW_BAND.article_id.in_(bindparam("ids", expanding=True)))
     .distinct()
     .subquery()
 )
+# The latest pairs of each article only: a text that many items share (boilerplate under
+# distinct titles) shares bands with each of them, and they need not all come back to be
+# compared. The latest, as the earliest may lie outside the article's window by some hours of
+# its first day; a later copy leads to the same original. Room for the window's hours too.
+_PAIRS_EACH = MAX_CANDIDATES * 5 * 4
 _RANKED = select(
     _PAIRS.c.new,
     _PAIRS.c.earlier,
-    func.row_number().over(partition_by=_PAIRS.c.new, order_by=_PAIRS.c.earlier).label("rank"),
+    func.row_number()
+    .over(partition_by=_PAIRS.c.new, order_by=_PAIRS.c.earlier.desc())
+    .label("rank"),
 ).subquery()
-# The first pairs of each article only: a text that many items share (boilerplate under
-# distinct titles) shares bands with each of them, and they need not all come back to be
-# compared. Room for those outside the window's hours on its first and last days.
-_BAND_PAIRS = select(_RANKED.c.new, _RANKED.c.earlier).where(
-    _RANKED.c.rank <= MAX_CANDIDATES * 5 * 4
-)
+_BAND_PAIRS = select(_RANKED.c.new, _RANKED.c.earlier).where(_RANKED.c.rank <= _PAIRS_EACH)
 _TEXTS = select(*_COLUMNS, ArticleRow.minhash, _seen_or_published(ArticleRow).label("seen")).where(
     ArticleRow.id.in_(bindparam("ids", expanding=True))
 )
