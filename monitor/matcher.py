@@ -30,7 +30,7 @@ from typing import Generic, NamedTuple, TypeVar
 import ahocorasick_rs
 
 from monitor.models import TEXT_FIELDS, Article, FieldName, Mention
-from monitor.normalise import FoldedText, character_offsets, fold, fold_string
+from monitor.normalise import FoldedText, character_offsets, fold, form_key
 from monitor.watchlist import Entity, Role, Watchlist
 
 
@@ -322,7 +322,7 @@ class Matcher:
         with _collector_paused():
             for entity in watchlist.entities:
                 for form in _forms(entity):
-                    key = fold_string(form.alias).strip()
+                    key = form_key(form.alias)
                     if _HAS_UNSPACED.search(key):
                         unspaced.setdefault(key, []).append(form)
                     elif key:
@@ -500,7 +500,7 @@ def _automaton(forms: dict[str, list[_Form]]) -> _Automaton[_Entry] | None:
 
 def _same_case(written: str, alias: str) -> bool:
     """Whether the text has the alias's case (quotes and dashes as matching folds them)."""
-    return fold_string(written).strip() == fold_string(alias).strip() and all(
+    return form_key(written) == form_key(alias) and all(
         a.isupper() == b.isupper() for a, b in zip(written, alias, strict=False)
     )
 

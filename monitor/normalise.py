@@ -151,6 +151,12 @@ def fold_string(text: str) -> str:
     return fold(unicodedata.normalize("NFKC", text)).text
 
 
+def form_key(form: str) -> str:
+    """The key a watchlist form is looked up by: folded, without the spaces around it. Two
+    forms with one key are one form to matching."""
+    return fold_string(form).strip()
+
+
 @dataclass(frozen=True)
 class FoldedText:
     """Folded text, and for each of its characters the index of its source character.

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from monitor.config import validation_problems
 from monitor.errors import ConfigError, Problem
 from monitor.models import EntityKind, Mention
-from monitor.normalise import fold_string
+from monitor.normalise import form_key
 
 ActorKind = Literal["person", "organisation", "place"]
 _ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -180,9 +180,9 @@ def watchlist_warnings(watchlist: Watchlist) -> list[str]:
     strong forms once case and accents are set aside is matched as that strong form."""
     found = []
     for entity in watchlist.entities:
-        strong = {fold_string(form).strip(): form for form in entity.strong}
+        strong = {form_key(form): form for form in entity.strong}
         for form in entity.weak:
-            same = strong.get(fold_string(form).strip())
+            same = strong.get(form_key(form))
             if same is not None:
                 listed = "weak_aliases" if entity.kind == "actor" else "weak_terms"
                 found.append(
