@@ -54,6 +54,7 @@ from monitor.normalise import (
     character_offsets,
     fold,
     fold_string,
+    form_key,
     whole_characters,
 )
 from monitor.watchlist import Entity, Watchlist
@@ -1083,7 +1084,7 @@ class _OneQuery:
         if isinstance(node, tree.Word) and re.match(r"(?i)near(_|/)\d", value):
             raise self.error("NEAR/n needs a clause on each side", node)
         text = value[1:-1] if isinstance(node, tree.Phrase) else value
-        needle = fold_string(text).strip()
+        needle = form_key(text)  # as the watchlist's forms are keyed
         if "*" in needle or "?" in needle:
             # on RE2, like regular expressions: "*a*a*a*a*c" must not backtrack for ever
             # (a lone surrogate, from a query on the command line, as RE2 reads the text's)
